@@ -1,0 +1,323 @@
+// Runtime: the one dispatch() chokepoint, command batching into one encoder, uploads, read-backs and error surfacing.
+//
+// Everything a step does is recorded into one GPUCommandEncoder (one compute pass, broken only for copies)
+// and submitted once, at a read-back or an explicit flush(). Uniforms live in one "arena" buffer: each
+// dispatch appends its Params block and binds it with a dynamic offset, so bind groups depend only on the
+// storage buffers and are cached; the arena is uploaded just before the submit.
+
+import { assertDeviceAlive, getDevice, type DeviceOptions, type Gpu } from './device.js';
+import { BufferPool, formatBytes, type GpuBuffer } from './pool.js';
+import type { Kernel, ParamValues } from './kernel.js';
+
+/** A storage buffer range bound to one kernel binding. */
+export interface BufferRange {
+  buf: GpuBuffer;
+  offset: number;
+  size: number;
+}
+
+export interface DispatchArgs {
+  /** Storage buffers in binding order (the uniform is bound automatically). */
+  buffers: readonly BufferRange[];
+  /** Values for the kernel's `struct Params` fields. */
+  params?: ParamValues;
+  /** Workgroups in x, y, z. */
+  grid: readonly [number, number?, number?];
+  /** Kernel name and shapes, e.g. "matmul a[2,3,5] b[5,7]": shown in every error about this dispatch. */
+  label: string;
+}
+
+export class GpuError extends Error {
+  override name = 'GpuError';
+}
+
+const ARENA_BYTES = 1 << 20;
+const BIND_GROUP_CACHE = 8192;
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  readonly limits: GPUSupportedLimits;
+  /** Submits so far; commands recorded now will go out in submit number `epoch`. */
+  epoch = 0;
+  readonly stats = { dispatches: 0, submits: 0, pipelines: 0, bindGroups: 0, readbacks: 0 };
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly arena: GPUBuffer;
+  private readonly arenaCpu = new ArrayBuffer(ARENA_BYTES);
+  private readonly arenaU32 = new Uint32Array(this.arenaCpu);
+  private readonly arenaF32 = new Float32Array(this.arenaCpu);
+  private readonly arenaI32 = new Int32Array(this.arenaCpu);
+  private arenaUsed = 0;
+  private readonly arenaAlign: number;
+  private readonly pipelines = new Map<number, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly staging = new Map<number, GPUBuffer[]>();
+  /** Error scopes still to be read, each with what it covered. */
+  private checks: Promise<GpuError | null>[] = [];
+  private pendingError: GpuError | null = null;
+
+  constructor(readonly gpu: Gpu) {
+    this.device = gpu.device;
+    this.limits = gpu.limits;
+    this.pool = new BufferPool(this.device, this.limits.maxBufferSize);
+    this.arenaAlign = this.limits.minUniformBufferOffsetAlignment;
+    this.arena = this.device.createBuffer({ size: ARENA_BYTES, usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */, label: 'uniform arena' });
+    this.device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.pendingError ??= new GpuError(`webgpu-lm: GPU error: ${e.message}`);
+    });
+  }
+
+  /** Records one kernel launch. Checks sizes against the adapter's limits before touching the GPU. */
+  dispatch(kernel: Kernel, args: DispatchArgs): void {
+    this.throwPending();
+    const { buffers, grid, label } = args;
+    if (buffers.length !== kernel.storageBindings.length) {
+      throw new Error(`${label}: kernel ${kernel.name} takes ${kernel.storageBindings.length} storage buffers, got ${buffers.length}`);
+    }
+    const maxBinding = this.limits.maxStorageBufferBindingSize;
+    for (const b of buffers) {
+      if (b.size > maxBinding) {
+        throw new RangeError(
+          `${label}: a ${formatBytes(b.size)} tensor is bound to one kernel binding, over this adapter's ` +
+            `maxStorageBufferBindingSize of ${formatBytes(maxBinding)}. Use a smaller batch/vocabulary, f16, or a GPU with a larger limit.`,
+        );
+      }
+    }
+    const [x, y = 1, z = 1] = grid;
+    const maxGrid = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxGrid || y > maxGrid || z > maxGrid) {
+      throw new RangeError(`${label}: grid [${x},${y},${z}] exceeds maxComputeWorkgroupsPerDimension ${maxGrid}`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+
+    const { pipeline, layout } = this.pipeline(kernel);
+    let dynamicOffset = -1;
+    if (kernel.paramsSize > 0) {
+      let at = Math.ceil(this.arenaUsed / this.arenaAlign) * this.arenaAlign;
+      if (at + kernel.paramsSize > ARENA_BYTES) {
+        this.flush();
+        at = 0;
+      }
+      kernel.pack(args.params, this.arenaU32, this.arenaF32, this.arenaI32, at);
+      this.arenaUsed = at + kernel.paramsSize;
+      dynamicOffset = at;
+    }
+    const bindGroup = this.bindGroup(kernel, layout, buffers, label);
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    if (dynamicOffset >= 0) pass.setBindGroup(0, bindGroup, [dynamicOffset]);
+    else pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    for (const b of buffers) b.buf.lastUse = this.epoch;
+    this.stats.dispatches++;
+    if (this.gpu.validate) this.flush(label);
+  }
+
+  /** Records a buffer-to-buffer copy (ends the compute pass; the next dispatch opens a new one). */
+  copy(src: BufferRange, dst: BufferRange): void {
+    this.throwPending();
+    const size = align4(Math.min(src.size, dst.size));
+    this.endPass();
+    this.commandEncoder().copyBufferToBuffer(src.buf.buffer, src.offset, dst.buf.buffer, dst.offset, size);
+    src.buf.lastUse = dst.buf.lastUse = this.epoch;
+  }
+
+  /** Records a zero fill. */
+  clear(dst: BufferRange): void {
+    this.throwPending();
+    this.endPass();
+    this.commandEncoder().clearBuffer(dst.buf.buffer, dst.offset, align4(dst.size));
+    dst.buf.lastUse = this.epoch;
+  }
+
+  /** Uploads CPU data. If recorded-but-unsubmitted commands use the buffer, they are submitted first
+   *  so the upload (which the queue runs before any later submit) cannot overtake them. */
+  write(dst: BufferRange, data: ArrayBufferView): void {
+    this.throwPending();
+    if (dst.buf.lastUse === this.epoch && this.encoder) this.flush();
+    const bytes = data.byteLength;
+    if (bytes % 4 === 0) {
+      this.device.queue.writeBuffer(dst.buf.buffer, dst.offset, data.buffer, data.byteOffset, bytes);
+    } else {
+      const padded = new Uint8Array(align4(bytes));
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+      this.device.queue.writeBuffer(dst.buf.buffer, dst.offset, padded);
+    }
+  }
+
+  /** Reads a buffer range back: submits everything recorded so far, waits, returns the bytes. */
+  async read(src: BufferRange): Promise<ArrayBuffer> {
+    const size = align4(src.size);
+    const staging = this.staging.get(size)?.pop() ?? this.device.createBuffer({ size, usage: 0x01 /* MAP_READ */ | 0x08, label: 'read-back' });
+    this.copy(src, { buf: { id: 0, buffer: staging, size, lastUse: 0 }, offset: 0, size });
+    this.flush();
+    this.stats.readbacks++;
+    try {
+      await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
+    } catch (e) {
+      assertDeviceAlive();
+      await this.checkErrors();
+      throw e;
+    }
+    const out = staging.getMappedRange().slice(0, src.size);
+    staging.unmap();
+    let list = this.staging.get(size);
+    if (!list) this.staging.set(size, (list = []));
+    list.push(staging);
+    await this.checkErrors();
+    return out;
+  }
+
+  /** Submits what is recorded. `label` (validation mode) names the single dispatch the submit holds. */
+  flush(label?: string): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu, 0, this.arenaUsed);
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    this.device.queue.submit([this.encoder.finish()]);
+    const what = label ? ` in ${label}` : '';
+    const scope = (e: GPUError | null) => (e ? new GpuError(`webgpu-lm: GPU error${what}: ${e.message}`) : null);
+    this.checks.push(this.device.popErrorScope().then(scope), this.device.popErrorScope().then(scope));
+    this.encoder = null;
+    this.arenaUsed = 0;
+    this.epoch++;
+    this.stats.submits++;
+  }
+
+  /** Submits and waits until the GPU is idle; rethrows any GPU error raised since the last check. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  /** Destroys buffers kept for reuse (pool and read-back staging) and drops cached bind groups. */
+  trim(): void {
+    this.flush();
+    this.pool.trim();
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.staging.clear();
+    this.bindGroups.clear();
+  }
+
+  private async checkErrors(): Promise<void> {
+    const checks = this.checks;
+    this.checks = [];
+    for (const e of await Promise.all(checks)) this.pendingError ??= e;
+    this.throwPending();
+  }
+
+  private throwPending(): void {
+    assertDeviceAlive();
+    const e = this.pendingError;
+    if (e) {
+      this.pendingError = null;
+      throw e;
+    }
+  }
+
+  private pipeline(kernel: Kernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+    let p = this.pipelines.get(kernel.id);
+    if (p) return p;
+    const d = this.device;
+    d.pushErrorScope('validation');
+    const layout = d.createBindGroupLayout({
+      label: kernel.name,
+      entries: kernel.bindings.map((b) => ({
+        binding: b.binding,
+        visibility: 0x4 /* GPUShaderStage.COMPUTE */,
+        buffer:
+          b.kind === 'uniform'
+            ? { type: 'uniform' as const, hasDynamicOffset: true }
+            : { type: b.kind === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
+      })),
+    });
+    const module = d.createShaderModule({ code: kernel.code, label: kernel.name });
+    const pipeline = d.createComputePipeline({
+      label: kernel.name,
+      layout: d.createPipelineLayout({ bindGroupLayouts: [layout], label: kernel.name }),
+      compute: { module, entryPoint: 'main' },
+    });
+    this.checks.push(d.popErrorScope().then((e) => (e ? new GpuError(`webgpu-lm: kernel ${kernel.name} failed to compile: ${e.message}`) : null)));
+    p = { pipeline, layout };
+    this.pipelines.set(kernel.id, p);
+    this.stats.pipelines++;
+    return p;
+  }
+
+  private bindGroup(kernel: Kernel, layout: GPUBindGroupLayout, buffers: readonly BufferRange[], label: string): GPUBindGroup {
+    let key = String(kernel.id);
+    for (const b of buffers) key += `|${b.buf.id}:${b.offset}:${b.size}`;
+    const hit = this.bindGroups.get(key);
+    if (hit) {
+      // Re-insert: Map order is our LRU order.
+      this.bindGroups.delete(key);
+      this.bindGroups.set(key, hit);
+      return hit;
+    }
+    const entries: GPUBindGroupEntry[] = [];
+    let i = 0;
+    for (const b of kernel.bindings) {
+      if (b.kind === 'uniform') {
+        entries.push({ binding: b.binding, resource: { buffer: this.arena, offset: 0, size: kernel.paramsSize } });
+      } else {
+        const r = buffers[i++]!;
+        entries.push({ binding: b.binding, resource: { buffer: r.buf.buffer, offset: r.offset, size: align4(r.size) } });
+      }
+    }
+    const group = this.device.createBindGroup({ label, layout, entries });
+    if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    this.bindGroups.set(key, group);
+    this.stats.bindGroups++;
+    return group;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    return (this.encoder ??= this.device.createCommandEncoder({ label: `step ${this.epoch}` }));
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    return (this.pass ??= this.commandEncoder().beginComputePass());
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+}
+
+function align4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+let rt: Runtime | null = null;
+
+/** Creates the device (once) and the runtime. Call before making tensors: `await init()`. */
+export async function init(options: DeviceOptions = {}): Promise<Runtime> {
+  const gpu = await getDevice(options);
+  if (!rt || rt.gpu !== gpu) rt = new Runtime(gpu);
+  return rt;
+}
+
+/** The runtime, for synchronous code (ops, tensors). Throws if init() has not finished. */
+export function runtime(): Runtime {
+  if (!rt) throw new Error('webgpu-lm: no GPU device yet. Call `await init()` once before creating tensors.');
+  assertDeviceAlive();
+  return rt;
+}
+
+/** Submits all recorded GPU work now (a training step calls this once at its end). */
+export function flush(): void {
+  rt?.flush();
+}
+
+/** Waits for all submitted GPU work; rethrows GPU errors. */
+export async function sync(): Promise<void> {
+  await rt?.sync();
+}
