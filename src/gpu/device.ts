@@ -59,6 +59,8 @@ const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as cons
 
 let current: Promise<Gpu> | null = null;
 let lostMessage: string | null = null;
+/** Set while destroyDevice() tears the device down on purpose, so that is not reported as a loss. */
+let destroying = false;
 
 /** The shared device; created on first call, the same promise afterwards. */
 export function getDevice(options: DeviceOptions = {}): Promise<Gpu> {
@@ -75,10 +77,21 @@ export function assertDeviceAlive(): void {
   if (lostMessage) throw new DeviceLostError(lostMessage);
 }
 
-/** Forget the device (after destroy or loss) so the next getDevice() creates a new one. */
+/** Forget a lost device so the next getDevice() creates a new one (all old tensors stay invalid). */
 export function resetDevice(): void {
   current = null;
   lostMessage = null;
+}
+
+/** Destroys the device on purpose (end of a program or test); the next getDevice() makes a new one. */
+export async function destroyDevice(): Promise<void> {
+  const gpu = await current?.catch(() => null);
+  current = null;
+  if (!gpu) return;
+  destroying = true;
+  gpu.device.destroy();
+  await gpu.device.lost;
+  destroying = false;
 }
 
 function env(name: string): string | undefined {
@@ -146,10 +159,8 @@ async function createGpu(options: DeviceOptions): Promise<Gpu> {
     description: info?.description ?? '',
   };
   void device.lost.then((lost) => {
-    if (lost.reason === 'destroyed') {
-      current = null;
-      return;
-    }
+    if (destroying) return;
+    // Anything else (driver reset, GPU removed, a destroy() we did not ask for) invalidates every tensor.
     lostMessage =
       `webgpu-lm: the GPU device was lost (${lost.reason}: ${lost.message}). ` +
       'All tensors on it are gone. Restart the process; training resumes from the last checkpoint with --resume.';

@@ -23,6 +23,9 @@ export function bucketSize(bytes: number): number {
 }
 
 export class BufferPool {
+  // Per size, free buffers sorted by descending id; acquire() takes the lowest id. Which buffer an allocation
+  // gets then depends only on the set of free buffers, not on the order they were freed in, so a repeated
+  // training step gets the same buffers in the same roles and its cached bind groups hit again.
   private free = new Map<number, GpuBuffer[]>();
   private nextId = 1;
   /** Buffers handed out and not yet released. */
@@ -60,7 +63,9 @@ export class BufferPool {
     this.pooledBytes += buf.size;
     let list = this.free.get(buf.size);
     if (!list) this.free.set(buf.size, (list = []));
-    list.push(buf);
+    let i = list.length;
+    while (i > 0 && list[i - 1]!.id < buf.id) i--;
+    list.splice(i, 0, buf);
   }
 
   /** Destroys every pooled (unused) buffer, giving the memory back to the driver. */

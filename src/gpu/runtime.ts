@@ -5,7 +5,7 @@
 // dispatch appends its Params block and binds it with a dynamic offset, so bind groups depend only on the
 // storage buffers and are cached; the arena is uploaded just before the submit.
 
-import { assertDeviceAlive, getDevice, type DeviceOptions, type Gpu } from './device.js';
+import { assertDeviceAlive, destroyDevice, getDevice, type DeviceOptions, type Gpu } from './device.js';
 import { BufferPool, formatBytes, type GpuBuffer } from './pool.js';
 import type { Kernel, ParamValues } from './kernel.js';
 
@@ -303,6 +303,12 @@ export async function init(options: DeviceOptions = {}): Promise<Runtime> {
   const gpu = await getDevice(options);
   if (!rt || rt.gpu !== gpu) rt = new Runtime(gpu);
   return rt;
+}
+
+/** Destroys the device and the runtime on purpose; init() afterwards starts fresh. */
+export async function shutdown(): Promise<void> {
+  rt = null;
+  await destroyDevice();
 }
 
 /** The runtime, for synchronous code (ops, tensors). Throws if init() has not finished. */

@@ -1,0 +1,99 @@
+// WGSL for optimizer updates: fused AdamW, and the two-level sum of squares + scale used by grad-norm clipping.
+//
+// AdamW (torch.optim.AdamW, decoupled weight decay), one invocation per parameter element, in place:
+//   p <- p - lr*wd*p
+//   m <- m + (1-b1) (g - m)          v <- b2 v + (1-b2) g^2        (torch: exp_avg.lerp_(g, 1-b1))
+//   p <- p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps),   bc1 = 1 - b1^t, bc2 = 1 - b2^t
+// written exactly in torch's order of operations so f32 results track torch's.
+// Reference: test/reference/optim.ts (float64).
+
+const WG = 256;
+
+export const ADAMW_WGSL = /* wgsl */ `
+struct Params { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, step_size: f32, bc2_sqrt: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;      // [n]
+@group(0) @binding(2) var<storage, read_write> param: array<f32>; // [n]
+@group(0) @binding(3) var<storage, read_write> exp_avg: array<f32>;    // m [n]
+@group(0) @binding(4) var<storage, read_write> exp_avg_sq: array<f32>; // v [n]
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.y * (nwg.x * ${WG}u) + gid.x;
+  if (i >= p.n) { return; }
+  let g = grad[i];
+  let w = param[i] * (1.0 - p.lr * p.weight_decay);
+  let m = exp_avg[i] + (1.0 - p.beta1) * (g - exp_avg[i]);
+  let v = p.beta2 * exp_avg_sq[i] + (1.0 - p.beta2) * g * g;
+  exp_avg[i] = m;
+  exp_avg_sq[i] = v;
+  param[i] = w - p.step_size * m / (sqrt(v) / p.bc2_sqrt + p.eps);
+}`;
+
+/**
+ * partial[offset + wid] = sum of x[k]^2 over the k this workgroup covers (a 256-wide tree per workgroup).
+ * Each gradient tensor writes its own slice of `partial`, so one final pass reduces all of them in a fixed order.
+ */
+export const SUMSQ_PARTIAL_WGSL = /* wgsl */ `
+struct Params { n: u32, offset: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;            // [n]
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>; // [total workgroups over all tensors]
+var<workgroup> acc: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let group = wid.y * nwg.x + wid.x;
+  // Each workgroup folds ${WG * 16} consecutive elements: 16 per invocation, strided for coalescing.
+  let base = group * ${WG * 16}u;
+  var s = 0.0;
+  for (var k = 0u; k < 16u; k++) {
+    let i = base + k * ${WG}u + lid;
+    if (i < p.n) { s += x[i] * x[i]; }
+  }
+  acc[lid] = s;
+  workgroupBarrier();
+  for (var h = ${WG / 2}u; h > 0u; h >>= 1u) {
+    if (lid < h) { acc[lid] += acc[lid + h]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partial[p.offset + group] = acc[0]; }
+}`;
+
+export const SUMSQ_CHUNK = WG * 16;
+
+/** norm[0] = sqrt(sum(partial)); one workgroup, fixed order, so the norm is bit-reproducible. */
+export const NORM_FINAL_WGSL = /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> partial: array<f32>;   // [n]
+@group(0) @binding(2) var<storage, read_write> norm: array<f32>; // [1]
+var<workgroup> acc: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var s = 0.0;
+  for (var i = lid; i < p.n; i += ${WG}u) { s += partial[i]; }
+  acc[lid] = s;
+  workgroupBarrier();
+  for (var h = ${WG / 2}u; h > 0u; h >>= 1u) {
+    if (lid < h) { acc[lid] += acc[lid + h]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { norm[0] = sqrt(acc[0]); }
+}`;
+
+/** g *= min(1, max_norm / (norm + 1e-6)), reading the norm from the GPU (torch.nn.utils.clip_grad_norm_). */
+export const CLIP_SCALE_WGSL = /* wgsl */ `
+struct Params { n: u32, max_norm: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> norm: array<f32>;       // [1]
+@group(0) @binding(2) var<storage, read_write> grad: array<f32>; // [n]
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.y * (nwg.x * ${WG}u) + gid.x;
+  if (i >= p.n) { return; }
+  let coef = min(1.0, p.max_norm / (norm[0] + 1e-6));
+  grad[i] = grad[i] * coef;
+}`;

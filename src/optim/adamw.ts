@@ -1,0 +1,92 @@
+// AdamW (torch.optim.AdamW semantics) with one fused in-place WGSL update per parameter; state tensors live with the optimizer.
+
+import { ADAMW_WGSL } from '../../kernels/optim.js';
+import { Kernel } from '../gpu/kernel.js';
+import { runtime } from '../gpu/runtime.js';
+import { Tensor, zeros } from '../tensor.js';
+import { fmt, grid1d } from '../ops/util.js';
+
+const adamwKernel = new Kernel('adamw', ADAMW_WGSL);
+
+export interface AdamWOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+/** Per-parameter state, as in torch's optimizer.state[p]: step count and the two moment buffers. */
+export interface AdamWState {
+  step: number;
+  expAvg: Tensor;
+  expAvgSq: Tensor;
+}
+
+export class AdamW {
+  /** Set this before step() to follow a schedule (warm-up, decay). */
+  lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly params: Tensor[];
+  readonly state = new Map<Tensor, AdamWState>();
+
+  /** Defaults are torch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2. */
+  constructor(params: Iterable<Tensor>, options: AdamWOptions = {}) {
+    this.params = [...params];
+    this.lr = options.lr ?? 1e-3;
+    this.betas = options.betas ?? [0.9, 0.999];
+    this.eps = options.eps ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? 1e-2;
+    for (const p of this.params) {
+      if (p.dtype !== 'f32') throw new TypeError(`AdamW: parameters must be f32, got ${p.dtype} ${fmt(p)}`);
+    }
+    if (!(this.lr >= 0) || !(this.eps >= 0) || this.betas.some((b) => !(b >= 0 && b < 1))) {
+      throw new RangeError(`AdamW: invalid hyper-parameters lr=${this.lr} betas=${this.betas} eps=${this.eps}`);
+    }
+  }
+
+  /** One update of every parameter that has a .grad (recorded into the current command encoder; no read-back). */
+  step(): void {
+    const [beta1, beta2] = this.betas;
+    for (const p of this.params) {
+      const g = p.grad;
+      if (!g) continue;
+      let s = this.state.get(p);
+      if (!s) {
+        // Moments start at zero and live as long as the optimizer (outside any tidy scope).
+        s = { step: 0, expAvg: zeros(p.shape), expAvgSq: zeros(p.shape) };
+        s.expAvg.untrack();
+        s.expAvgSq.untrack();
+        this.state.set(p, s);
+      }
+      s.step++;
+      // Bias corrections in float64 on the CPU; only the final scalars go to the GPU.
+      const bc1 = 1 - beta1 ** s.step;
+      const bc2 = 1 - beta2 ** s.step;
+      runtime().dispatch(adamwKernel, {
+        buffers: [g.range, p.range, s.expAvg.range, s.expAvgSq.range],
+        params: { n: p.size, lr: this.lr, beta1, beta2, eps: this.eps, weight_decay: this.weightDecay, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) },
+        grid: grid1d(p.size),
+        label: `adamw p${fmt(p)}`,
+      });
+    }
+  }
+
+  /** Frees every parameter's .grad (set_to_none). */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Frees the moment buffers. */
+  dispose(): void {
+    for (const s of this.state.values()) {
+      s.expAvg.dispose();
+      s.expAvgSq.dispose();
+    }
+    this.state.clear();
+  }
+}

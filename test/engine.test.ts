@@ -1,0 +1,220 @@
+// The engine itself: tensors, read-back, scopes and leaks, autograd mechanics, batching and caching, and error surfacing.
+import { describe, expect, it, vi } from 'vitest';
+import * as w from '../src/index.js';
+import { useGpu } from './helpers.js';
+
+useGpu();
+
+describe('tensors', () => {
+  it('round-trips f32, i32 and 0-d data', async () => {
+    expect(Array.from(await w.tensor([[1.5, -2], [3, 4]]).toArray())).toEqual([1.5, -2, 3, 4]);
+    const i = w.tensor(Int32Array.from([-3, 0, 2 ** 31 - 1]), [3]);
+    expect(i.dtype).toBe('i32');
+    expect(Array.from(await i.toArray())).toEqual([-3, 0, 2 ** 31 - 1]);
+    const s = w.tensor(2.5);
+    expect(s.shape).toEqual([]);
+    expect(await s.item()).toBe(2.5);
+    expect(Array.from(await w.zeros([3, 5]).toArray())).toEqual(new Array(15).fill(0));
+  });
+
+  it('rejects bad data with clear messages', () => {
+    expect(() => w.tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2,2\]/);
+    expect(() => w.tensor([[1, 2], [3]])).toThrow(/ragged/);
+    expect(() => w.tensor([1.5], [1], { dtype: 'i32' })).toThrow(/not a 32-bit integer/);
+    expect(() => w.zeros([2, -1])).toThrow(/non-negative integers/);
+    expect(() => w.tensor([1, 2]).item()).rejects.toThrow(/2 elements/);
+  });
+
+  it('a disposed tensor cannot be used, and says why', () => {
+    const a = w.tensor([1, 2, 3]);
+    a.dispose();
+    a.dispose();
+    expect(() => w.exp(a)).toThrow(/a disposed tensor was used \(\[3\] f32\)/);
+    expect(a.toArray()).rejects.toThrow(/disposed/);
+    const b = w.tensor([1]);
+    b[Symbol.dispose]();
+    expect(b.isDisposed).toBe(true);
+  });
+
+  it('detach() shares memory: the buffer lives until the last holder is disposed', async () => {
+    const base = w.liveBuffers();
+    const a = w.tensor([1, 2, 3], undefined, { requiresGrad: true });
+    const d = a.detach();
+    expect(d.requiresGrad).toBe(false);
+    expect(w.liveBuffers()).toBe(base + 1);
+    a.dispose();
+    expect(Array.from(await d.toArray())).toEqual([1, 2, 3]);
+    d.dispose();
+    expect(w.liveBuffers()).toBe(base);
+  });
+});
+
+describe('scopes', () => {
+  it('tidy frees every intermediate and keeps what is returned, through nested scopes', async () => {
+    const base = w.liveBuffers();
+    const x = w.tensor([1, 2, 3]);
+    const out = w.tidy(() => {
+      const y = w.exp(x);
+      const inner = w.tidy(() => {
+        const a = w.mul(y, 2);
+        const b = w.add(a, 1);
+        return { b, list: [w.neg(b)] };
+      });
+      expect(w.liveBuffers()).toBe(base + 4); // x, y, b, -b
+      return w.add(inner.b, inner.list[0]!);
+    });
+    expect(w.liveBuffers()).toBe(base + 2); // x and out
+    expect(Array.from(await out.toArray())).toEqual([0, 0, 0]);
+    // A tensor made outside the scope and returned from it stays unscoped.
+    const same = w.tidy(() => x);
+    w.tidy(() => same);
+    expect(x.isDisposed).toBe(false);
+    out.dispose();
+    x.dispose();
+    expect(w.liveBuffers()).toBe(base);
+  });
+
+  it('frees everything when the scope throws; keep() exempts a tensor', () => {
+    const base = w.liveBuffers();
+    let kept: w.Tensor | null = null;
+    expect(() =>
+      w.tidy(() => {
+        w.zeros([10]);
+        kept = w.keep(w.zeros([4]));
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(w.liveBuffers()).toBe(base + 1);
+    kept!.dispose();
+    expect(w.liveBuffers()).toBe(base);
+  });
+
+  it('refuses an async function', () => {
+    expect(() => w.tidy(async () => 1)).toThrow(/returned a Promise/);
+  });
+});
+
+describe('autograd', () => {
+  it('accumulates into .grad across backward calls until zeroGrad', async () => {
+    const x = w.tensor([1, 2, 3], undefined, { requiresGrad: true });
+    w.tidy(() => w.sum(w.mul(x, x)).backward());
+    expect(Array.from(await x.grad!.toArray())).toEqual([2, 4, 6]);
+    w.tidy(() => w.sum(w.mul(x, 3)).backward());
+    expect(Array.from(await x.grad!.toArray())).toEqual([5, 7, 9]);
+    w.zeroGrad([x]);
+    expect(x.grad).toBeNull();
+    x.dispose();
+  });
+
+  it('handles a tensor used many times (diamond) and a deep chain', async () => {
+    const x = w.tensor([0.5, -1], undefined, { requiresGrad: true });
+    w.tidy(() => {
+      const a = w.mul(x, x); // x^2
+      const b = w.mul(a, x); // x^3
+      w.sum(w.add(w.add(a, b), x)).backward(); // d/dx = 2x + 3x^2 + 1
+    });
+    expect(Array.from(await x.grad!.toArray())).toEqual([2 * 0.5 + 3 * 0.25 + 1, -2 + 3 + 1]);
+    w.zeroGrad([x]);
+    w.tidy(() => {
+      let y = x;
+      for (let i = 0; i < 2000; i++) y = w.add(y, 0.001);
+      w.sum(y).backward();
+    });
+    expect(Array.from(await x.grad!.toArray())).toEqual([1, 1]);
+    x.dispose();
+  });
+
+  it('noGrad records nothing; misuse of backward fails clearly', () => {
+    const x = w.tensor([1, 2], undefined, { requiresGrad: true });
+    w.tidy(() => {
+      const y = w.noGrad(() => w.mul(x, 2));
+      expect(y.requiresGrad).toBe(false);
+      expect(y.gradFn).toBeNull();
+      expect(() => y.backward()).toThrow(/does not require grad/);
+      expect(() => w.mul(x, 2).backward()).toThrow(/only for a one-element tensor/);
+      const s = w.sum(w.exp(x));
+      s.backward();
+      expect(() => s.backward()).toThrow(/already freed by an earlier backward/);
+    });
+    x.dispose();
+  });
+
+  it('backward outside the forward scope explains the scope rule', () => {
+    const x = w.tensor([1, 2], undefined, { requiresGrad: true });
+    const y = w.tidy(() => w.sum(w.mul(w.exp(x), x)));
+    expect(() => y.backward()).toThrow(/same tidy\(\) scope/);
+    y.dispose();
+    x.dispose();
+  });
+});
+
+describe('execution', () => {
+  it('records a whole step into one submit, and reuses pipelines and bind groups on the next step', async () => {
+    const rt = w.runtime();
+    const x = w.tensor([1, 2, 3, 4], [2, 2], { requiresGrad: true });
+    const step = (): w.Tensor =>
+      w.tidy(() => {
+        const loss = w.sum(w.mul(w.tanh(w.mul(x, 0.5)), w.add(x, 1)));
+        loss.backward();
+        return loss;
+      });
+    // Warm up: the first step compiles pipelines, the second settles which pooled buffer plays which role.
+    for (let i = 0; i < 2; i++) {
+      const l = step();
+      await l.toArray();
+      l.dispose();
+    }
+    await w.sync();
+    const before = { ...rt.stats };
+    const loss = step();
+    expect(rt.stats.submits - before.submits).toBe(0);
+    expect(rt.stats.dispatches - before.dispatches).toBeGreaterThan(5);
+    expect(rt.stats.pipelines - before.pipelines).toBe(0);
+    expect(rt.stats.bindGroups - before.bindGroups).toBe(0);
+    await loss.toArray();
+    expect(rt.stats.submits - before.submits).toBe(1);
+    loss.dispose();
+    x.dispose();
+  });
+});
+
+describe('errors from the GPU', () => {
+  it('a kernel that fails to compile is named in the error', async () => {
+    const bad = new w.Kernel('broken_kernel', `
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1) fn main() { out[0] = undefined_symbol; }`);
+    const t = w.zeros([1]);
+    w.runtime().dispatch(bad, { buffers: [t.range], grid: [1], label: 'broken_kernel out[1]' });
+    await expect(w.sync()).rejects.toThrow(/kernel broken_kernel failed to compile/);
+    t.dispose();
+  });
+
+  it('a binding over maxStorageBufferBindingSize is refused before any GPU work, naming the limit', () => {
+    const rt = w.runtime();
+    const k = new w.Kernel('big', `
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1) fn main() { out[0] = 1.0; }`);
+    const t = w.zeros([1]);
+    const huge = { ...t.range, size: rt.limits.maxStorageBufferBindingSize + 4 };
+    expect(() => rt.dispatch(k, { buffers: [huge], grid: [1], label: 'big out[huge]' })).toThrow(/big out\[huge\].*maxStorageBufferBindingSize/);
+    expect(() => w.zeros([rt.limits.maxBufferSize])).toThrow(/over this adapter's maxBufferSize/);
+    t.dispose();
+  });
+
+  it('an unknown adapter name fails with what to install', async () => {
+    vi.resetModules();
+    const fresh = await import('../src/gpu/device.js');
+    await expect(fresh.getDevice({ adapter: 'no-such-adapter-xyz' })).rejects.toThrow(/no WebGPU adapter matches adapter "no-such-adapter-xyz"[\s\S]*install-cpu-webgpu\.sh/);
+  });
+
+  it('device loss turns every later op into a clear DeviceLostError', async () => {
+    vi.resetModules();
+    const fresh = await import('../src/index.js');
+    const rt = await fresh.init();
+    const t = fresh.tensor([1, 2]);
+    rt.device.destroy(); // not via shutdown(): from the library's point of view the device was lost
+    await rt.device.lost;
+    expect(() => fresh.exp(t)).toThrow(/GPU device was lost[\s\S]*--resume/);
+    expect(fresh.getDevice()).rejects.toBeInstanceOf(fresh.DeviceLostError);
+  });
+});
