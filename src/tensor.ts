@@ -85,7 +85,9 @@ export class Tensor {
 
   /** Copies the data to the CPU: the only read-back. Submits all recorded GPU work first. */
   async toArray(): Promise<Float32Array | Int32Array> {
-    const bytes = await runtime().read(this.range);
+    const range = this.range;
+    // An empty tensor still owns a 4-byte buffer (WebGPU has no empty bindings); it reads back as no elements.
+    const bytes = this.size === 0 ? new ArrayBuffer(0) : await runtime().read({ ...range, size: this.size * BYTES_PER_ELEMENT[this.dtype] });
     if (this.dtype === 'i32') return new Int32Array(bytes);
     if (this.dtype === 'f32') return new Float32Array(bytes);
     return halfToFloat(new Uint16Array(bytes));

@@ -15,6 +15,9 @@ describe('tensors', () => {
     expect(s.shape).toEqual([]);
     expect(await s.item()).toBe(2.5);
     expect(Array.from(await w.zeros([3, 5]).toArray())).toEqual(new Array(15).fill(0));
+    const e = w.zeros([0, 3]);
+    expect(e.size).toBe(0);
+    expect((await e.toArray()).length).toBe(0);
   });
 
   it('rejects bad data with clear messages', () => {
