@@ -1,4 +1,4 @@
-// WGSL for elementwise ops: unary maps and their derivatives, broadcasting binary ops, expand, fill, in-place add.
+// WGSL for elementwise ops: unary maps and their derivatives, broadcasting binary ops, fill, in-place add.
 //
 // All kernels use 256 invocations per workgroup and a 2-D grid (x up to 65535 workgroups, then y), so the
 // flat element index is  i = gid.y * (num_workgroups.x * 256) + gid.x.  Reference: test/reference.ts.
@@ -177,27 +177,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #endif
 }`;
 }
-
-/** out[i] = x[ix]: broadcast x to a bigger shape (strides 0 along broadcast dims). Works for f32 and i32 bits. */
-export const EXPAND_WGSL = /* wgsl */ `
-struct Params { n: u32, rank: u32, shape: array<vec4<u32>, 2>, sx: array<vec4<u32>, 2> }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
-${INDEX}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
-  if (i >= p.n) { return; }
-  var rest = i;
-  var ix = 0u;
-  for (var d = i32(p.rank) - 1; d >= 0; d--) {
-    let size = p.shape[d / 4][d % 4];
-    ix += (rest % size) * p.sx[d / 4][d % 4];
-    rest = rest / size;
-  }
-  out[i] = x[ix];
-}`;
 
 /** out[i] = value (f32 or i32 bits, given as u32). */
 export const FILL_WGSL = /* wgsl */ `

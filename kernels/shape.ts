@@ -1,4 +1,4 @@
-// WGSL for data-movement ops: permute (strided gather and a tiled last-two-dims transpose), block copies for slice/cat, and pad for slice's backward.
+// WGSL for data-movement ops: the strided gather (permute, expand), a tiled last-two-dims transpose, block copies for slice/cat, and pad for slice's backward.
 //
 // Every kernel moves 32-bit words as u32 bits, so one kernel serves f32 and i32 tensors and copies are
 // exact (NaN payloads and -0 included). 1-D kernels use 256 invocations per workgroup and a 2-D grid
@@ -15,13 +15,13 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.y * (nwg.x * $
 `;
 
 /**
- * out[i] = x[ix]: the general permute. i is split into coordinates over the output shape (rank <= 8,
- * innermost last, 4 per vec4) and ix = sum_d coord_d * sx[d], where sx[d] is the stride of the input
- * dimension that lands at output position d. The host merges dims that stay adjacent first, so the
- * rank here is usually 3 or 4.
+ * out[i] = x[ix]: the strided gather behind permute and expand. i is split into coordinates over the
+ * output shape (rank <= 8, innermost last, 4 per vec4) and ix = sum_d coord_d * sx[d]. For permute, sx[d]
+ * is the stride of the input dimension that lands at output position d (the host merges dims that stay
+ * adjacent first, so the rank is usually 3 or 4); for expand (broadcast), sx[d] is 0 along broadcast dims.
  *   x:   [n] words in input order      out: [n] words in output order      grid: grid1d(n)
  */
-export const PERMUTE_WGSL = /* wgsl */ `
+export const STRIDED_GATHER_WGSL = /* wgsl */ `
 struct Params { n: u32, rank: u32, shape: array<vec4<u32>, 2>, sx: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;

@@ -52,6 +52,7 @@ export class Runtime {
   private arenaUsed = 0;
   private readonly arenaAlign: number;
   private readonly pipelines = new Map<number, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private readonly pipelinesByCode = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly staging = new Map<number, GPUBuffer[]>();
   /** Error scopes still to be read, each with what it covered. */
@@ -223,6 +224,12 @@ export class Runtime {
   private pipeline(kernel: Kernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
     let p = this.pipelines.get(kernel.id);
     if (p) return p;
+    // Two Kernel objects with the same WGSL (expand and permute share the strided gather) share one pipeline.
+    p = this.pipelinesByCode.get(kernel.code);
+    if (p) {
+      this.pipelines.set(kernel.id, p);
+      return p;
+    }
     const d = this.device;
     d.pushErrorScope('validation');
     const layout = d.createBindGroupLayout({
@@ -245,6 +252,7 @@ export class Runtime {
     this.checks.push(d.popErrorScope().then((e) => (e ? new GpuError(`webgpu-lm: kernel ${kernel.name} failed to compile: ${e.message}`) : null)));
     p = { pipeline, layout };
     this.pipelines.set(kernel.id, p);
+    this.pipelinesByCode.set(kernel.code, p);
     this.stats.pipelines++;
     return p;
   }

@@ -1,7 +1,8 @@
 // Elementwise ops (forward + backward): unary maps, broadcasting add/sub/mul/div, scalar variants, expand, fill.
 
 import { defineOp } from '../autograd.js';
-import { ACCUMULATE_WGSL, EXPAND_WGSL, FILL_WGSL, binaryWGSL, unaryBackwardWGSL, unaryWGSL, type BinaryOp, type UnaryOp } from '../../kernels/elementwise.js';
+import { ACCUMULATE_WGSL, FILL_WGSL, binaryWGSL, unaryBackwardWGSL, unaryWGSL, type BinaryOp, type UnaryOp } from '../../kernels/elementwise.js';
+import { STRIDED_GATHER_WGSL } from '../../kernels/shape.js';
 import { Kernel } from '../gpu/kernel.js';
 import { runtime } from '../gpu/runtime.js';
 import { empty, type DType, type Shape, type Tensor } from '../tensor.js';
@@ -14,7 +15,8 @@ const binaryKernel = kernelCache<`${BinaryOp}:${'same' | 'bcast'}`>('binary', (k
   const [op, mode] = k.split(':') as [BinaryOp, string];
   return binaryWGSL(op, mode === 'same');
 });
-const expandKernel = new Kernel('expand', EXPAND_WGSL);
+// expand is the strided gather of kernels/shape.ts with stride 0 along the broadcast dims.
+const expandKernel = new Kernel('expand', STRIDED_GATHER_WGSL);
 const fillKernel = new Kernel('fill', FILL_WGSL);
 const accumulateKernel = new Kernel('accumulate', ACCUMULATE_WGSL);
 

@@ -5,13 +5,13 @@
 // both work, and the result is bit-exact.
 
 import { defineOp } from '../autograd.js';
-import { COPY_ROWS_WGSL, PAD_WGSL, PERMUTE_WGSL, TILE, TRANSPOSE_TILED_WGSL } from '../../kernels/shape.js';
+import { COPY_ROWS_WGSL, PAD_WGSL, STRIDED_GATHER_WGSL, TILE, TRANSPOSE_TILED_WGSL } from '../../kernels/shape.js';
 import { Kernel } from '../gpu/kernel.js';
 import { runtime } from '../gpu/runtime.js';
 import { Tensor, empty, numel, type Shape } from '../tensor.js';
 import { checkRank, dispatch, fmt, grid1d, normDim, stridesOf } from './util.js';
 
-const permuteKernel = new Kernel('permute', PERMUTE_WGSL);
+const permuteKernel = new Kernel('permute', STRIDED_GATHER_WGSL);
 const transposeTiledKernel = new Kernel('transpose_tiled', TRANSPOSE_TILED_WGSL);
 const copyRowsKernel = new Kernel('copy_rows', COPY_ROWS_WGSL);
 const padKernel = new Kernel('pad', PAD_WGSL);
