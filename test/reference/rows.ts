@@ -1,0 +1,85 @@
+// Float64 CPU references for the row-wise ops (softmax, log-softmax, cross-entropy, layer norm) and dropout's mask hash.
+
+import { binary } from './elementwise.js';
+
+/** Softmax over the last axis (length C) of x + mask, mask broadcast to x's shape; max-subtracted in float64. */
+export function softmax(x: Float64Array, shape: readonly number[], mask?: Float64Array, maskShape?: readonly number[]): Float64Array {
+  const v = mask ? binary(x, shape, mask, maskShape!, (a, b) => a + b) : x;
+  const C = shape[shape.length - 1]!;
+  const out = new Float64Array(v.length);
+  for (let base = 0; base < v.length; base += C) {
+    let m = -Infinity;
+    for (let c = 0; c < C; c++) m = Math.max(m, v[base + c]!);
+    let s = 0;
+    for (let c = 0; c < C; c++) s += Math.exp(v[base + c]! - m);
+    for (let c = 0; c < C; c++) out[base + c] = Math.exp(v[base + c]! - m) / s;
+  }
+  return out;
+}
+
+/** log softmax over rows of length C: v - max - log sum exp(v - max). */
+export function logSoftmax(x: Float64Array, C: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let base = 0; base < x.length; base += C) {
+    let m = -Infinity;
+    for (let c = 0; c < C; c++) m = Math.max(m, x[base + c]!);
+    let s = 0;
+    for (let c = 0; c < C; c++) s += Math.exp(x[base + c]! - m);
+    const shift = m + Math.log(s);
+    for (let c = 0; c < C; c++) out[base + c] = x[base + c]! - shift;
+  }
+  return out;
+}
+
+/** torch.nn.functional.cross_entropy for logits [N, V] and integer targets [N]. */
+export function crossEntropy(
+  logits: Float64Array,
+  V: number,
+  targets: ArrayLike<number>,
+  { ignoreIndex = -100, reduction = 'mean' }: { ignoreIndex?: number; reduction?: 'mean' | 'sum' | 'none' } = {},
+): Float64Array {
+  const logp = logSoftmax(logits, V);
+  const losses = new Float64Array(targets.length);
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i]!;
+    if (t === ignoreIndex) continue;
+    losses[i] = -logp[i * V + t]!;
+    sum += losses[i]!;
+    count++;
+  }
+  if (reduction === 'none') return losses;
+  return Float64Array.of(reduction === 'sum' ? sum : sum / count);
+}
+
+/** torch.nn.functional.layer_norm over rows of length C (biased variance); weight/bias [C] optional. */
+export function layerNorm(x: Float64Array, C: number, weight: Float64Array | null, bias: Float64Array | null, eps: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let base = 0; base < x.length; base += C) {
+    let mean = 0;
+    for (let c = 0; c < C; c++) mean += x[base + c]!;
+    mean /= C;
+    let variance = 0;
+    for (let c = 0; c < C; c++) variance += (x[base + c]! - mean) ** 2;
+    variance /= C;
+    const rstd = 1 / Math.sqrt(variance + eps);
+    for (let c = 0; c < C; c++) out[base + c] = (x[base + c]! - mean) * rstd * (weight ? weight[c]! : 1) + (bias ? bias[c]! : 0);
+  }
+  return out;
+}
+
+/** kernels/dropout.ts's hash on the CPU: the 32 random bits that decide element i under `seed`. */
+export function dropoutBits(seed: number, i: number): number {
+  const mix32 = (v: number): number => {
+    let h = v >>> 0;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x7feb352d);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x846ca68b);
+    h ^= h >>> 16;
+    return h >>> 0;
+  };
+  return mix32(mix32(i) ^ seed);
+}
+
