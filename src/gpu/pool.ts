@@ -68,6 +68,11 @@ export class BufferPool {
     list.splice(i, 0, buf);
   }
 
+  /** Starts peak tracking afresh from what is held now. */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes + this.pooledBytes;
+  }
+
   /** Destroys every pooled (unused) buffer, giving the memory back to the driver. */
   trim(): void {
     for (const list of this.free.values()) for (const b of list) b.buffer.destroy();
