@@ -192,6 +192,24 @@ describe('errors from the GPU', () => {
     t.dispose();
   });
 
+  it('a validation error at submit names the kernel and the shapes it was launched with, in both modes', async () => {
+    const rt = w.runtime();
+    const k = new w.Kernel('needs_1k', `
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>, 64>;
+@compute @workgroup_size(1) fn main() { out[0] = vec4<f32>(1.0); }`);
+    const t = w.zeros([1]);
+    rt.dispatch(k, { buffers: [t.range], grid: [1], label: 'needs_1k out[1]' });
+    await expect(w.sync()).rejects.toThrow(/ComputePipeline "needs_1k"[\s\S]*needs_1k was launched as: needs_1k out\[1\]/);
+    rt.gpu.validate = true;
+    try {
+      rt.dispatch(k, { buffers: [t.range], grid: [1], label: 'needs_1k out[1]' });
+      await expect(w.sync()).rejects.toThrow(/GPU error in needs_1k out\[1\]: .*too small/);
+    } finally {
+      rt.gpu.validate = false;
+    }
+    t.dispose();
+  });
+
   it('a binding over maxStorageBufferBindingSize is refused before any GPU work, naming the limit', () => {
     const rt = w.runtime();
     const k = new w.Kernel('big', `

@@ -58,6 +58,8 @@ export class Runtime {
   /** Error scopes still to be read, each with what it covered. */
   private checks: Promise<GpuError | null>[] = [];
   private pendingError: GpuError | null = null;
+  /** [kernel name, label] of each dispatch in the unsubmitted encoder, to name shapes if the submit fails. */
+  private recorded: [string, string][] = [];
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
@@ -113,6 +115,7 @@ export class Runtime {
     else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     for (const b of buffers) b.buf.lastUse = this.epoch;
+    this.recorded.push([kernel.name, label]);
     this.stats.dispatches++;
     if (this.gpu.validate) this.flush(label);
   }
@@ -181,7 +184,9 @@ export class Runtime {
     this.device.pushErrorScope('validation');
     this.device.queue.submit([this.encoder.finish()]);
     const what = label ? ` in ${label}` : '';
-    const scope = (e: GPUError | null) => (e ? new GpuError(`webgpu-lm: GPU error${what}: ${e.message}`) : null);
+    const recorded = this.recorded;
+    this.recorded = [];
+    const scope = (e: GPUError | null) => (e ? new GpuError(`webgpu-lm: GPU error${what}: ${e.message}${label ? '' : culprits(e.message, recorded)}`) : null);
     this.checks.push(this.device.popErrorScope().then(scope), this.device.popErrorScope().then(scope));
     this.encoder = null;
     this.arenaUsed = 0;
@@ -298,6 +303,15 @@ export class Runtime {
       this.pass = null;
     }
   }
+}
+
+/** Dawn names the failing pipeline ([ComputePipeline "name"]); list that kernel's dispatches in the submit, with shapes. */
+function culprits(message: string, recorded: readonly [string, string][]): string {
+  const name = /\[ComputePipeline "([^"]+)"\]/.exec(message)?.[1];
+  const hits = name ? recorded.filter(([k]) => k === name).map(([, l]) => l) : [];
+  if (hits.length === 0) return '';
+  const shown = hits.slice(0, 5).join('; ') + (hits.length > 5 ? `; and ${hits.length - 5} more` : '');
+  return `\n  ${name} was launched as: ${shown} (WEBGPU_LM_VALIDATE=1 checks each launch on its own)`;
 }
 
 function align4(n: number): number {
