@@ -6,7 +6,7 @@
 // Reference: test/reference/rows.ts (crossEntropy in float64).
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { onlineSoftmaxWGSL, rowCommonWGSL } from './softmax.js';
+import { onlineSoftmaxWGSL, rowCommonWGSL } from './rows.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 

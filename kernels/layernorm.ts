@@ -7,7 +7,7 @@
 // Reference: test/reference/rows.ts (layerNorm in float64).
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { rowCommonWGSL } from './softmax.js';
+import { rowCommonWGSL } from './rows.js';
 
 /**
  * Forward: mean = sum x / C,  var = sum (x - mean)^2 / C  (biased, two passes: no cancellation as in E[x^2] - mean^2),

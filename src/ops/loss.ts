@@ -8,7 +8,7 @@ import {
   crossEntropyRowsWGSL,
   type Reduction,
 } from '../../kernels/cross_entropy.js';
-import { rowWorkgroupSize } from '../../kernels/softmax.js';
+import { rowWorkgroupSize } from '../../kernels/rows.js';
 import { runtime, type BufferRange } from '../gpu/runtime.js';
 import { empty, numel, type Tensor } from '../tensor.js';
 import { checkRank, dispatch, expectDtype, fmt, grid1d, kernelCache, sameShape } from './util.js';

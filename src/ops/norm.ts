@@ -8,7 +8,7 @@ import {
   layerNormBackwardWGSL,
   layerNormForwardWGSL,
 } from '../../kernels/layernorm.js';
-import { rowWorkgroupSize } from '../../kernels/softmax.js';
+import { rowWorkgroupSize } from '../../kernels/rows.js';
 import { Kernel } from '../gpu/kernel.js';
 import { empty, numel, type Shape, type Tensor } from '../tensor.js';
 import { checkRank, dispatch, expectDtype, fmt, grid1d, kernelCache, sameShape } from './util.js';

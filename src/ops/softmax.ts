@@ -1,7 +1,8 @@
 // Softmax and log-softmax over the last axis (forward + backward), with an optional additive mask: y = softmax(x + mask).
 
 import { defineOp } from '../autograd.js';
-import { rowWorkgroupSize, softmaxBackwardWGSL, softmaxForwardWGSL } from '../../kernels/softmax.js';
+import { rowWorkgroupSize } from '../../kernels/rows.js';
+import { softmaxBackwardWGSL, softmaxForwardWGSL } from '../../kernels/softmax.js';
 import { empty, numel, type Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 import { broadcastShapes, broadcastStrides, checkRank, dispatch, expectDtype, fmt, grid1d, kernelCache, normDim, sameShape } from './util.js';
