@@ -1,0 +1,207 @@
+// WGSL for batched matmul: C[z] = Σ_r op(A[z,r]) · op(B[z,r]) (+ bias), register-tiled through workgroup memory.
+//
+// Each output matrix is C[z] = Σ_{r < sumCount} op(A[z,r]) · op(B[z,r]), [M, N], op = identity or transpose:
+//   a: array<f32>  A[z,r] stored [M, K] row-major, or [K, M] when transA (read transposed, no copy)
+//   b: array<f32>  B[z,r] stored [K, N],             or [N, K] when transB
+//   bias (variant): array<f32> [N], added to every row in the store (linear's y = x·Wᵀ + b)
+//   c: array<f32>  [Z, M, N], contiguous
+// z runs over the "kept" batch dims (the output's), r over "summed" batch dims (a backward that sums a
+// broadcast operand's gradient, r = 0 only in a forward). Each batch coordinate times a per-operand
+// element stride gives where its matrix starts; a stride of 0 broadcasts that operand (a 2-D weight
+// shared by the whole batch).
+//
+// Tiling: a workgroup of WX×WY invocations owns a BM×BN = (WY·TM)×(WX·TN) tile of C. The K loop walks
+// BK-deep slices: the workgroup stages A[BM×BK] and B[BK×BN] in workgroup memory, then every invocation
+// does a TM×TN outer product per k from registers, in vec4s. Invocation (tx, ty) owns TM/4 groups of 4
+// consecutive rows, WY·4 rows apart, and TN/4 groups of 4 consecutive columns, WX·4 columns apart, so
+// neighbouring invocations read neighbouring vec4s of the staged B tile.
+// Dispatch grid: [ceil(N / BN), ceil(M / BM), Z]. Out-of-range rows/columns/k are loaded as 0 and not
+// stored, so any M, N, K >= 0 works. Reference: test/reference/matmul.ts (float64).
+
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+
+/** Register and workgroup tile sizes. BM = WY·TM rows and BN = WX·TN columns of C per workgroup. */
+export interface MatmulTiles {
+  /** Invocations per workgroup along N (x) and M (y). */
+  WX: number;
+  WY: number;
+  /** Outputs per invocation along M and N (the register tile). */
+  TM: number;
+  TN: number;
+  /** Depth of one K slice staged in workgroup memory. */
+  BK: number;
+}
+
+/**
+ * Chosen with `node dist/bench/matmul.js --tune` on lavapipe (bench/RESULTS.md): 128×128 workgroup tiles,
+ * 8×8 outputs per invocation, 8 deep. Larger register tiles won clearly there (every workgroup-memory read
+ * is a per-lane gather on a CPU), and 128×128×8 with 8×8 per invocation is also the classic f32 shape
+ * for discrete GPUs. Workgroup memory: 2 × 8 × (128 + 4) floats = 8.25 KiB, under WebGPU's guaranteed 16 KiB.
+ */
+export const TILES: MatmulTiles = { WX: 16, WY: 16, TM: 8, TN: 8, BK: 8 };
+
+export interface MatmulVariant {
+  transA: boolean;
+  transB: boolean;
+  bias: boolean;
+}
+
+/** Grid [x, y] covering an M×N output with `tiles`; z is the number of kept batch matrices. */
+export function matmulGrid(M: number, N: number, tiles: MatmulTiles = TILES): [number, number] {
+  return [Math.ceil(N / (tiles.WX * tiles.TN)), Math.ceil(M / (tiles.WY * tiles.TM))];
+}
+
+export function matmulWGSL({ transA, transB, bias }: MatmulVariant, tiles: MatmulTiles = TILES): string {
+  const { WX, WY, TM, TN, BK } = tiles;
+  const threads = WX * WY;
+  const [BM, BN] = [WY * TM, WX * TN];
+  if ((BM * BK) % threads !== 0 || (BN * BK) % threads !== 0 || TM % 4 !== 0 || TN % 4 !== 0) {
+    throw new Error(`matmul tiles ${JSON.stringify(tiles)}: TM and TN must be multiples of 4 and each staged tile must split evenly over the ${threads} invocations`);
+  }
+  return wgsl`
+struct Params {
+  M: u32, N: u32, K: u32,
+  keptRank: u32, sumRank: u32, sumCount: u32,
+  keptShape: array<vec4<u32>, 2>, keptA: array<vec4<u32>, 2>, keptB: array<vec4<u32>, 2>,
+  sumShape: array<vec4<u32>, 2>, sumA: array<vec4<u32>, 2>, sumB: array<vec4<u32>, 2>,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+#if ${bias}
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+#else
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+#endif
+
+const WX = ${WX}u;
+const WY = ${WY}u;
+const BK = ${BK}u;
+const BM = ${BM}u;
+const BN = ${BN}u;
+const TM4 = ${TM / 4}u;
+const TN4 = ${TN / 4}u;
+const THREADS = ${threads}u;
+// Staged tiles, k-major and in vec4s of 4 consecutive rows (As) or columns (Bs): As[k][m/4][m%4].
+// One vec4 of padding per k row: when staging walks k fastest (A not transposed, B transposed), a row
+// stride of BM floats would put 8 consecutive invocations on one bank; BM + 4 spreads them over 8.
+const AS4 = ${BM / 4 + 1}u;
+const BS4 = ${BN / 4 + 1}u;
+var<workgroup> As: array<vec4<f32>, ${BK * (BM / 4 + 1)}>;
+var<workgroup> Bs: array<vec4<f32>, ${BK * (BN / 4 + 1)}>;
+
+@compute @workgroup_size(${WX}, ${WY})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let m0 = wid.y * BM;
+  let n0 = wid.x * BN;
+
+  // Where matrix z of A and B starts: decompose z over the kept batch dims, innermost last.
+  var rest = wid.z;
+  var baseA = 0u;
+  var baseB = 0u;
+  for (var d = i32(p.keptRank) - 1; d >= 0; d--) {
+    let size = p.keptShape[d / 4][d % 4];
+    let i = rest % size;
+    rest /= size;
+    baseA += i * p.keptA[d / 4][d % 4];
+    baseB += i * p.keptB[d / 4][d % 4];
+  }
+
+  // acc[(4 i4 + c) TN4 + j4] holds C[row (lid.y + i4 WY) 4 + c][columns (lid.x + j4 WX) 4 .. +4].
+  var acc: array<vec4<f32>, ${(TM * TN) / 4}>;
+  var ra: array<vec4<f32>, ${TM / 4}>;
+  var rb: array<vec4<f32>, ${TN / 4}>;
+  for (var r = 0u; r < p.sumCount; r++) {
+    var rrest = r;
+    var offA = baseA;
+    var offB = baseB;
+    for (var d = i32(p.sumRank) - 1; d >= 0; d--) {
+      let size = p.sumShape[d / 4][d % 4];
+      let i = rrest % size;
+      rrest /= size;
+      offA += i * p.sumA[d / 4][d % 4];
+      offB += i * p.sumB[d / 4][d % 4];
+    }
+
+    for (var k0 = 0u; k0 < p.K; k0 += BK) {
+      // Stage A[m0 .. m0+BM, k0 .. k0+BK]. The flat index e walks the stored row (the contiguous
+      // direction in memory) fastest, so neighbouring invocations read neighbouring words.
+      for (var s = 0u; s < ${(BM * BK) / threads}u; s++) {
+        let e = li + s * THREADS;
+#if ${transA}
+        let m = e % BM;
+        let k = e / BM;
+#else
+        let k = e % BK;
+        let m = e / BK;
+#endif
+        let gm = m0 + m;
+        let gk = k0 + k;
+        var v = 0.0;
+        if (gm < p.M && gk < p.K) {
+#if ${transA}
+          v = a[offA + gk * p.M + gm];
+#else
+          v = a[offA + gm * p.K + gk];
+#endif
+        }
+        As[k * AS4 + m / 4u][m % 4u] = v;
+      }
+      // Stage B[k0 .. k0+BK, n0 .. n0+BN].
+      for (var s = 0u; s < ${(BN * BK) / threads}u; s++) {
+        let e = li + s * THREADS;
+#if ${transB}
+        let k = e % BK;
+        let n = e / BK;
+#else
+        let n = e % BN;
+        let k = e / BN;
+#endif
+        let gn = n0 + n;
+        let gk = k0 + k;
+        var v = 0.0;
+        if (gn < p.N && gk < p.K) {
+#if ${transB}
+          v = b[offB + gn * p.K + gk];
+#else
+          v = b[offB + gk * p.N + gn];
+#endif
+        }
+        Bs[k * BS4 + n / 4u][n % 4u] = v;
+      }
+      workgroupBarrier();
+
+      // Per k, a TM×TN outer product from registers: TM/4 + TN/4 vec4 reads of workgroup memory feed
+      // TM·TN/4 vec4 multiply-adds. Neighbouring invocations read neighbouring vec4s of Bs (no bank
+      // conflicts) and the same vec4 of As (a broadcast).
+      for (var k = 0u; k < BK; k++) {
+        for (var i4 = 0u; i4 < TM4; i4++) { ra[i4] = As[k * AS4 + lid.y + i4 * WY]; }
+        for (var j4 = 0u; j4 < TN4; j4++) { rb[j4] = Bs[k * BS4 + lid.x + j4 * WX]; }
+        for (var i = 0u; i < ${TM}u; i++) {
+          let av = ra[i / 4u][i % 4u];
+          for (var j4 = 0u; j4 < TN4; j4++) { acc[i * TN4 + j4] += av * rb[j4]; }
+        }
+      }
+      // The next slice overwrites As/Bs: everyone must be done reading this one.
+      workgroupBarrier();
+    }
+  }
+
+  let baseC = wid.z * p.M * p.N;
+  for (var i = 0u; i < ${TM}u; i++) {
+    let gm = m0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;
+    if (gm >= p.M) { continue; }
+    for (var j = 0u; j < ${TN}u; j++) {
+      let gn = n0 + (lid.x + (j / 4u) * WX) * 4u + j % 4u;
+      if (gn >= p.N) { continue; }
+#if ${bias}
+      c[baseC + gm * p.N + gn] = acc[i * TN4 + j / 4u][j % 4u] + bias[gn];
+#else
+      c[baseC + gm * p.N + gn] = acc[i * TN4 + j / 4u][j % 4u];
+#endif
+    }
+  }
+}`;
+}

@@ -1,0 +1,272 @@
+// Matrix products (forward + backward): matmul with torch.matmul semantics and transposed reads, linear with a fused bias.
+//
+// Shapes: a [..., M, K] (or [..., K, M] read transposed), b [..., K, N] (or [..., N, K]), out [..., M, N];
+// the leading "batch" dims broadcast NumPy-style. In a model, linear's input is x [B, T, C] and its weight
+// W [C_out, C], so y = x·Wᵀ + b is [B, T, C_out] (legend: B batch, T time, C channels).
+
+import { defineOp, type Grads } from '../autograd.js';
+import { matmulGrid, matmulWGSL } from '../../kernels/matmul.js';
+import { empty, type Shape, type Tensor } from '../tensor.js';
+import { sum } from './reduce.js';
+import { checkRank, dispatch, expectDtype, fmt, kernelCache, stridesOf } from './util.js';
+
+type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}`;
+const matmulKernel = kernelCache<Key>('matmul', (key) => matmulWGSL({ transA: key[0] === 't', transB: key[1] === 't', bias: key.endsWith('+bias') }));
+
+/** Read an operand transposed (its last two dims swapped) without copying it. */
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+}
+
+interface Flags {
+  transA: boolean;
+  transB: boolean;
+}
+
+// ---- the one launcher: every forward and backward product goes through here ----
+
+/** An operand as the kernel reads it: its buffer, whether its matrices are stored transposed, and one
+ *  element stride per batch dim telling where each matrix starts (0 = the operand is broadcast there). */
+interface Side {
+  t: Tensor;
+  trans: boolean;
+  strides: readonly number[];
+}
+
+const prod = (xs: readonly number[]): number => xs.reduce((p, q) => p * q, 1);
+
+/** Whether `strides` are those of matrices of `size` elements packed back to back over batch `sizes`. */
+function packed(strides: readonly number[], sizes: readonly number[], size: number): boolean {
+  return strides.every((s, d) => s === size * prod(sizes.slice(d + 1)));
+}
+
+/**
+ * out[kept..., M, N] = Σ over the summed batch dims of op(x[b]) · op(y[b])  (+ bias[N]).
+ * `batch` lists the batch dims both operands are indexed by; summed[d] says whether dim d is summed away
+ * (the gradient of an operand broadcast along d) or kept in the output. `shape` is the output's shape as
+ * the caller wants it (its memory is [kept..., M, N] whatever size-1 dims it lists).
+ */
+function product(
+  label: string,
+  x: Side,
+  y: Side,
+  [M, N, K]: [number, number, number],
+  batch: readonly number[],
+  summed: readonly boolean[],
+  shape: Shape,
+  bias?: Tensor,
+): Tensor {
+  // Size-1 dims index nothing.
+  let dims = batch.map((size, d) => ({ size, sum: summed[d]!, sx: x.strides[d]!, sy: y.strides[d]! })).filter((d) => d.size !== 1);
+  const sizes = dims.map((d) => d.size);
+  const count = prod(sizes);
+  const xPacked = (size: number): boolean => packed(dims.map((d) => d.sx), sizes, size);
+  const yPacked = (size: number): boolean => packed(dims.map((d) => d.sy), sizes, size);
+  if (dims.length > 0 && dims.every((d) => !d.sum && d.sy === 0) && !x.trans && xPacked(M * K)) {
+    // y is shared by every matrix (x [B, T, C] · W): one [B·T, C] · W instead of B thin products.
+    M *= count;
+    dims = [];
+  } else if (dims.length > 0 && dims.every((d) => d.sum) && x.trans && !y.trans && xPacked(K * M) && yPacked(K * N)) {
+    // A summed batch where both operands are stored K-major (dW = Σ_b x[b]ᵀ · dy[b]): the batch simply
+    // lengthens K, so it is one [C, B·T] · [B·T, C_out] product.
+    K *= count;
+    dims = [];
+  }
+  const kept = dims.filter((d) => !d.sum);
+  const sums = dims.filter((d) => d.sum);
+  const out = empty(shape, 'f32', label);
+  const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}`;
+  dispatch(matmulKernel(key), {
+    buffers: bias ? [x.t.range, y.t.range, bias.range, out.range] : [x.t.range, y.t.range, out.range],
+    params: {
+      M,
+      N,
+      K,
+      keptRank: kept.length,
+      sumRank: sums.length,
+      sumCount: prod(sums.map((d) => d.size)),
+      keptShape: kept.map((d) => d.size),
+      keptA: kept.map((d) => d.sx),
+      keptB: kept.map((d) => d.sy),
+      sumShape: sums.map((d) => d.size),
+      sumA: sums.map((d) => d.sx),
+      sumB: sums.map((d) => d.sy),
+    },
+    grid: [...matmulGrid(M, N), prod(kept.map((d) => d.size))],
+    label,
+  });
+  return out;
+}
+
+// ---- shapes ----
+
+/** How a product's operands line up: sizes, the broadcast batch, and which batch dims each operand lacks. */
+interface Plan {
+  M: number;
+  N: number;
+  K: number;
+  /** Broadcast batch dims of the output. */
+  batch: number[];
+  /** Element strides of a's and b's matrices along `batch` (0 where the operand is broadcast). */
+  sa: number[];
+  sb: number[];
+  /** Dims of `batch` along which a (b) is broadcast, so its gradient is summed over them. */
+  aBroadcast: boolean[];
+  bBroadcast: boolean[];
+  /** The output shape (torch drops the M or N dim of a 1-D operand). */
+  out: number[];
+}
+
+/** torch.matmul's shape rules. A 1-D a [K] is a [1, K] row and a 1-D b [K] a [K, 1] column. */
+function plan(a: Tensor, b: Tensor, { transA, transB }: Flags): Plan {
+  expectDtype('matmul', 'f32', { a, b });
+  checkRank('matmul', a);
+  checkRank('matmul', b);
+  for (const [name, t, trans] of [['a', a, transA], ['b', b, transB]] as const) {
+    if (t.ndim === 0) throw new Error(`matmul: ${name} is a scalar (shape []); both operands need at least 1 dimension`);
+    if (trans && t.ndim === 1) throw new Error(`matmul: trans${name.toUpperCase()} needs a matrix, but ${name} ${fmt(t)} is 1-D`);
+  }
+  const am = a.ndim === 1 ? [1, a.shape[0]!] : a.shape.slice(-2);
+  const bm = b.ndim === 1 ? [b.shape[0]!, 1] : b.shape.slice(-2);
+  const [M, K] = transA ? [am[1]!, am[0]!] : [am[0]!, am[1]!];
+  const [Kb, N] = transB ? [bm[1]!, bm[0]!] : [bm[0]!, bm[1]!];
+  const described = (name: string, t: Tensor, trans: boolean): string => `${name} ${fmt(t)}${trans ? ` (read transposed: ${name}ᵀ)` : ''}`;
+  if (K !== Kb) {
+    throw new Error(
+      `matmul: ${described('a', a, transA)} and ${described('b', b, transB)} do not match ` +
+        `(${transA ? 'aᵀ' : 'a'} has ${K} columns, ${transB ? 'bᵀ' : 'b'} has ${Kb} rows)`,
+    );
+  }
+  const ab = a.shape.slice(0, -2);
+  const bb = b.shape.slice(0, -2);
+  const rank = Math.max(ab.length, bb.length);
+  const pa = [...Array<number>(rank - ab.length).fill(1), ...ab];
+  const pb = [...Array<number>(rank - bb.length).fill(1), ...bb];
+  const batch = pa.map((da, d) => {
+    const db = pb[d]!;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`matmul: the batch dims of a ${fmt(a)} and b ${fmt(b)} cannot be broadcast together ([${ab}] vs [${bb}], ${da} vs ${db})`);
+    }
+    return da === 1 ? db : da;
+  });
+  const strides = (padded: number[], size: number): number[] => stridesOf(padded).map((s, d) => (padded[d] === 1 ? 0 : s * size));
+  const out = [...batch, ...(a.ndim === 1 ? [] : [M]), ...(b.ndim === 1 ? [] : [N])];
+  return {
+    M,
+    N,
+    K,
+    batch,
+    sa: strides(pa, M * K),
+    sb: strides(pb, K * N),
+    aBroadcast: pa.map((d, i) => d === 1 && batch[i] !== 1),
+    bBroadcast: pb.map((d, i) => d === 1 && batch[i] !== 1),
+    out,
+  };
+}
+
+function label(op: string, a: Tensor, b: Tensor, { transA, transB }: Flags): string {
+  return `${op} a${fmt(a)}${transA ? 'ᵀ' : ''} b${fmt(b)}${transB ? 'ᵀ' : ''}`;
+}
+
+/** C = op(A) · op(B) (+ bias), batched and broadcast as planned. */
+function forwardProduct(op: string, a: Tensor, b: Tensor, flags: Flags, bias?: Tensor): Tensor {
+  const p = plan(a, b, flags);
+  const x: Side = { t: a, trans: flags.transA, strides: p.sa };
+  const y: Side = { t: b, trans: flags.transB, strides: p.sb };
+  const noneSummed = p.batch.map(() => false);
+  return product(label(op, a, b, flags), x, y, [p.M, p.N, p.K], p.batch, noneSummed, p.out, bias);
+}
+
+/**
+ * With Â = op(A) [M, K], B̂ = op(B) [K, N] and C = Â·B̂:
+ *   dÂ = dC · B̂ᵀ,   dB̂ = Âᵀ · dC,
+ * and where an operand is stored transposed its gradient is the transpose of those:
+ *   transA: dA = dÂᵀ = B̂ · dCᵀ,   transB: dB = dB̂ᵀ = dCᵀ · Â.
+ * Every one of these is one launch of the same kernel with transpose flags (no transposed copies). Over a
+ * batch dim along which an operand was broadcast, its gradient is the sum of the per-matrix products; the
+ * kernel does that sum in its accumulator (or, for a 2-D weight under a [B, T, C] input, folds B into K).
+ */
+function productGradients(g: Tensor, a: Tensor, b: Tensor, flags: Flags, [needA, needB]: readonly boolean[]): [Tensor | null, Tensor | null] {
+  const { transA, transB } = flags;
+  const p = plan(a, b, flags);
+  const gs = stridesOf(p.batch).map((s) => s * p.M * p.N);
+  const dC = (trans: boolean): Side => ({ t: g, trans, strides: gs });
+  const A = (trans: boolean): Side => ({ t: a, trans, strides: p.sa });
+  const B = (trans: boolean): Side => ({ t: b, trans, strides: p.sb });
+  const what = label('matmul_backward', a, b, flags);
+  let da: Tensor | null = null;
+  let db: Tensor | null = null;
+  if (needA) {
+    da = transA
+      ? product(`${what} dA`, B(transB), dC(true), [p.K, p.M, p.N], p.batch, p.aBroadcast, a.shape)
+      : product(`${what} dA`, dC(false), B(!transB), [p.M, p.K, p.N], p.batch, p.aBroadcast, a.shape);
+  }
+  if (needB) {
+    db = transB
+      ? product(`${what} dB`, dC(true), A(transA), [p.N, p.K, p.M], p.batch, p.bBroadcast, b.shape)
+      : product(`${what} dB`, A(!transA), dC(false), [p.K, p.N, p.M], p.batch, p.bBroadcast, b.shape);
+  }
+  return [da, db];
+}
+
+// ---- matmul ----
+
+const matmulOp = defineOp<[Tensor, Tensor], Flags>({
+  name: 'matmul',
+  forward([a, b], flags) {
+    return forwardProduct('matmul', a, b, flags);
+  },
+  // dA = dC·op(B)ᵀ, dB = op(A)ᵀ·dC (transposed back where an operand is stored transposed), each summed
+  // over the batch dims its operand was broadcast along: see productGradients.
+  backward(g, { inputs: [a, b], options, needsGrad }) {
+    return productGradients(g, a, b, options, needsGrad);
+  },
+});
+
+/**
+ * torch.matmul(a, b): a [..., M, K] · b [..., K, N] -> [..., M, N], batch dims broadcast; a 1-D a is a row
+ * vector and a 1-D b a column vector (their dim is dropped from the result). `transA` / `transB` read an
+ * operand as its transpose (a [..., K, M] gives op(a) [..., M, K]) without copying it. f32 only.
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  return matmulOp([a, b], { transA: options.transA ?? false, transB: options.transB ?? false });
+}
+
+// ---- linear ----
+
+const LINEAR: Flags = { transA: false, transB: true };
+
+const linearOp = defineOp<[Tensor, Tensor, Tensor], undefined>({
+  name: 'linear',
+  forward([x, w, bias]) {
+    return forwardProduct('linear', x, w, LINEAR, bias);
+  },
+  // y = x·Wᵀ + b:  dx = dy·W,  dW = dyᵀ·x (summed over B and T),  db = Σ_rows dy.
+  backward(g, { inputs: [x, w], needsGrad }): Grads<[Tensor, Tensor, Tensor]> {
+    const [dx, dw] = productGradients(g, x, w, LINEAR, needsGrad);
+    if (!needsGrad[2]) return [dx, dw, null];
+    return [dx, dw, g.ndim === 1 ? g : sum(g, [...Array(g.ndim - 1).keys()])];
+  },
+});
+
+/**
+ * torch.nn.functional.linear: input [..., in] · weight[out, in]ᵀ (+ bias [out]) -> [..., out].
+ * The weight is read transposed in place and the bias is added in the kernel's store.
+ */
+export function linear(input: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  expectDtype('linear', 'f32', bias ? { input, weight, bias } : { input, weight });
+  if (weight.ndim !== 2) throw new Error(`linear: weight ${fmt(weight)} must be 2-D [out_features, in_features]`);
+  const [outF, inF] = weight.shape as [number, number];
+  if (input.ndim === 0) throw new Error(`linear: input is a scalar (shape []); it needs a last dim of ${inF} in_features`);
+  if (input.shape[input.ndim - 1] !== inF) {
+    throw new Error(
+      `linear: input ${fmt(input)} and weight ${fmt(weight)} do not match ` +
+        `(input has ${input.shape[input.ndim - 1]} features in its last dim, weight has ${inF} in_features)`,
+    );
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) {
+    throw new Error(`linear: bias ${fmt(bias)} must be [${outF}] for weight ${fmt(weight)} (one value per out_feature)`);
+  }
+  return bias ? linearOp([input, weight, bias], undefined) : matmulOp([input, weight], LINEAR);
+}
