@@ -47,6 +47,16 @@ fn mask_row_base(row: u32) -> u32 {
 }
 #endif
 
+/** v = x + mask for column c of a row (mbase: mask_row_base(row); unused without a mask). */
+fn score(base: u32, mbase: u32, c: u32) -> f32 {
+#if ${masked}
+  // max(): finfo.min + finfo.min overflows to -inf; clamping keeps every score finite.
+  return max(x[base + c] + mask[mbase + c * p.mask_col], NEG_BIG);
+#else
+  return x[base + c];
+#endif
+}
+
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = row_id(wid, nwg);
@@ -54,27 +64,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * p.C;
 #if ${masked}
   let mbase = mask_row_base(row);
+#else
+  let mbase = 0u;
 #endif
   var ms = vec2<f32>(NEG_BIG, 0.0);
-  for (var c = lid; c < p.C; c += ${wg}u) {
-#if ${masked}
-    // max(): finfo.min + finfo.min overflows to -inf; clamping keeps every score finite.
-    let v = max(x[base + c] + mask[mbase + c * p.mask_col], NEG_BIG);
-#else
-    let v = x[base + c];
-#endif
-    ms = online_add(ms, v);
-  }
+  for (var c = lid; c < p.C; c += ${wg}u) { ms = online_add(ms, score(base, mbase, c)); }
   ms = row_max_sum(ms, lid);
 #if ${log}
   let shift = ms.x + log(ms.y);
 #endif
   for (var c = lid; c < p.C; c += ${wg}u) {
-#if ${masked}
-    let v = max(x[base + c] + mask[mbase + c * p.mask_col], NEG_BIG);
-#else
-    let v = x[base + c];
-#endif
+    let v = score(base, mbase, c);
 #if ${log}
     y[base + c] = v - shift;
 #else
