@@ -214,6 +214,33 @@ describe('linear backward', () => {
   });
 });
 
+describe('addmm (Conv1D: weight stored [in, out])', () => {
+  // bias + x·W: the float64 product from matmulRef, then the bias added to every row.
+  const addmmRef = (x: Float64Array, xs: number[], wt: Float64Array, ws: number[], b: Float64Array): Float64Array => {
+    const y = matmulRef({ data: x, shape: xs }, { data: wt, shape: ws }).data;
+    return y.map((v, i) => v + b[i % b.length]!);
+  };
+  for (const [xs, outF] of [[[5, 13], 7], [[2, 3, 11], 6], [[1, 130], 129]] as [number[], number][]) {
+    const inF = xs[xs.length - 1]!;
+    const ws = [inF, outF];
+    it(`input [${xs}], weight [${ws}]: forward, and input, weight and bias gradients`, async () => {
+      await gradCheck({
+        name: `addmm [${xs}]`,
+        inputs: [{ shape: [outF] }, { shape: xs }, { shape: ws }],
+        gpu: (b, x, wt) => w.addmm(b, x, wt),
+        ref: (b, x, wt) => addmmRef(x, xs, wt, ws, b),
+        seed: seed++,
+      });
+    });
+  }
+
+  it('rejects a weight in the wrong layout, naming both shapes', () => {
+    const x = w.zeros([2, 8]);
+    expect(() => w.addmm(w.zeros([3]), x, w.zeros([3, 8]))).toThrow(/addmm: input \[2,8\] and weight \[3,8\] do not match/);
+    expect(() => w.addmm(w.zeros([4]), x, w.zeros([8, 3]))).toThrow(/addmm: bias \[4\] must be \[3\]/);
+  });
+});
+
 describe('errors', () => {
   it('shape mismatches throw before any GPU work, naming the op and both shapes', () => {
     const a = w.zeros([2, 3]);

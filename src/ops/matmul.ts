@@ -233,40 +233,58 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   return matmulOp([a, b], { transA: options.transA ?? false, transB: options.transB ?? false });
 }
 
-// ---- linear ----
+// ---- linear and addmm: a product with the bias fused into the store ----
 
 const LINEAR: Flags = { transA: false, transB: true };
+const ADDMM: Flags = { transA: false, transB: false };
 
-const linearOp = defineOp<[Tensor, Tensor, Tensor], undefined>({
-  name: 'linear',
-  forward([x, w, bias]) {
-    return forwardProduct('linear', x, w, LINEAR, bias);
+const affineOp = defineOp<[Tensor, Tensor, Tensor], Flags>({
+  name: 'affine',
+  forward([x, w, bias], flags) {
+    return forwardProduct(flags.transB ? 'linear' : 'addmm', x, w, flags, bias);
   },
-  // y = x·Wᵀ + b:  dx = dy·W,  dW = dyᵀ·x (summed over B and T),  db = Σ_rows dy.
-  backward(g, { inputs: [x, w], needsGrad }): Grads<[Tensor, Tensor, Tensor]> {
-    const [dx, dw] = productGradients(g, x, w, LINEAR, needsGrad);
+  // linear y = x·Wᵀ + b:  dx = dy·W,   dW = dyᵀ·x;   addmm y = x·W + b:  dx = dy·Wᵀ,  dW = xᵀ·dy;
+  // both summed over B and T, and db = Σ_rows dy.
+  backward(g, { inputs: [x, w], options: flags, needsGrad }): Grads<[Tensor, Tensor, Tensor]> {
+    const [dx, dw] = productGradients(g, x, w, flags, needsGrad);
     if (!needsGrad[2]) return [dx, dw, null];
     return [dx, dw, g.ndim === 1 ? g : sum(g, [...Array(g.ndim - 1).keys()])];
   },
 });
+
+/** Checks input [..., in] against a 2-D weight whose in_features sit on dim `inDim`, and the bias [out]. */
+function checkAffine(op: string, input: Tensor, weight: Tensor, bias: Tensor | undefined, inDim: 0 | 1): void {
+  expectDtype(op, 'f32', bias ? { input, weight, bias } : { input, weight });
+  const layout = inDim === 1 ? '[out_features, in_features]' : '[in_features, out_features]';
+  if (weight.ndim !== 2) throw new Error(`${op}: weight ${fmt(weight)} must be 2-D ${layout}`);
+  const inF = weight.shape[inDim]!;
+  const outF = weight.shape[1 - inDim]!;
+  if (input.ndim === 0) throw new Error(`${op}: input is a scalar (shape []); it needs a last dim of ${inF} in_features`);
+  if (input.shape[input.ndim - 1] !== inF) {
+    throw new Error(
+      `${op}: input ${fmt(input)} and weight ${fmt(weight)} do not match ` +
+        `(input has ${input.shape[input.ndim - 1]} features in its last dim, weight has ${inF} in_features)`,
+    );
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) {
+    throw new Error(`${op}: bias ${fmt(bias)} must be [${outF}] for weight ${fmt(weight)} (one value per out_feature)`);
+  }
+}
 
 /**
  * torch.nn.functional.linear: input [..., in] · weight[out, in]ᵀ (+ bias [out]) -> [..., out].
  * The weight is read transposed in place and the bias is added in the kernel's store.
  */
 export function linear(input: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-  expectDtype('linear', 'f32', bias ? { input, weight, bias } : { input, weight });
-  if (weight.ndim !== 2) throw new Error(`linear: weight ${fmt(weight)} must be 2-D [out_features, in_features]`);
-  const [outF, inF] = weight.shape as [number, number];
-  if (input.ndim === 0) throw new Error(`linear: input is a scalar (shape []); it needs a last dim of ${inF} in_features`);
-  if (input.shape[input.ndim - 1] !== inF) {
-    throw new Error(
-      `linear: input ${fmt(input)} and weight ${fmt(weight)} do not match ` +
-        `(input has ${input.shape[input.ndim - 1]} features in its last dim, weight has ${inF} in_features)`,
-    );
-  }
-  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) {
-    throw new Error(`linear: bias ${fmt(bias)} must be [${outF}] for weight ${fmt(weight)} (one value per out_feature)`);
-  }
-  return bias ? linearOp([input, weight, bias], undefined) : matmulOp([input, weight], LINEAR);
+  checkAffine('linear', input, weight, bias, 1);
+  return bias ? affineOp([input, weight, bias], LINEAR) : matmulOp([input, weight], LINEAR);
+}
+
+/**
+ * bias + input · mat2 with mat2 stored [in, out] (torch.addmm, extended to input [..., in]): Hugging Face's
+ * Conv1D, the layout of every GPT-2 projection. The bias is added in the kernel's store.
+ */
+export function addmm(bias: Tensor, input: Tensor, mat2: Tensor): Tensor {
+  checkAffine('addmm', input, mat2, bias, 0);
+  return affineOp([input, mat2, bias], ADDMM);
 }
