@@ -1,0 +1,81 @@
+// Reading a training corpus from disk (Node only): train.json (GPT2-Chinese), JSON lines, plain text, gzip; and the bundled Song-ci corpus.
+
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'fflate';
+
+/** The package root: the nearest folder above this file holding package.json (works from src and from dist). */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('webgpu-lm: cannot find the package root (package.json) above datasets/');
+    dir = up;
+  }
+  return dir;
+}
+
+/** Path of the bundled Song-ci corpus (21,050 poems, MIT): the default training data. */
+export function bundledCorpusPath(): string {
+  return path.join(packageRoot(), 'datasets', 'data', 'songci.json.gz');
+}
+
+/** "line 3, column 17" for a character offset into text. */
+function lineColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return `line ${line}, column ${offset - before.lastIndexOf('\n')}`;
+}
+
+/** Parses JSON, turning V8's "at position N" into a line and column of the file. */
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    const m = /position (\d+)/.exec((e as Error).message);
+    const where = m ? ` at ${lineColumn(text, Number(m[1]))}` : '';
+    throw new Error(`${file}: malformed JSON${where}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The articles of a corpus file:
+ *   .json   a JSON array of strings, one per article (GPT2-Chinese's train.json);
+ *   .jsonl  one JSON string per line (GPT2-Chinese master's format);
+ *   .txt    plain text; articles are separated by blank lines;
+ *   any of these gzip-compressed with a further .gz.
+ */
+export async function readCorpus(file: string): Promise<string[]> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(file));
+  } catch (e) {
+    throw new Error(`cannot read corpus ${file}: ${(e as Error).message}`);
+  }
+  let name = file;
+  if (name.endsWith('.gz')) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      throw new Error(`${file}: not a valid gzip file (${(e as Error).message})`);
+    }
+    name = name.slice(0, -3);
+  }
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  let articles: unknown[];
+  if (name.endsWith('.jsonl')) {
+    articles = text.split('\n').flatMap((line, i) => (line.trim() === '' ? [] : [parseJson(line, `${file} line ${i + 1}`)]));
+  } else if (name.endsWith('.txt')) {
+    articles = text.split(/\r?\n[ \t]*\r?\n/).map((a) => a.trim()).filter((a) => a.length > 0);
+  } else {
+    const parsed = parseJson(text, file);
+    if (!Array.isArray(parsed)) throw new Error(`${file}: expected a JSON array of article strings, found ${parsed === null ? 'null' : typeof parsed}`);
+    articles = parsed;
+  }
+  const bad = articles.findIndex((a) => typeof a !== 'string');
+  if (bad >= 0) throw new Error(`${file}: article ${bad} is a ${typeof articles[bad]}, not a string`);
+  if (articles.length === 0) throw new Error(`${file}: the corpus is empty`);
+  return articles as string[];
+}
