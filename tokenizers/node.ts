@@ -1,0 +1,87 @@
+// Node-only tokenizer loading: picks the tokenizer by the files it finds and locates the vocabularies bundled in tokenizers/data.
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GPT2Tokenizer, type GPT2TokenizerOptions } from './bpe.js';
+import { BertTokenizer, type BertTokenizerOptions } from './wordpiece.js';
+
+/** Vocabularies shipped in tokenizers/data (sources and licences in tokenizers/data/README.md). */
+export type BundledVocab = 'bert-base-chinese' | 'gpt2-chinese-small' | 'gpt2';
+
+const BUNDLED: Record<BundledVocab, string> = {
+  'bert-base-chinese': 'bert-base-chinese-vocab.txt',
+  'gpt2-chinese-small': 'gpt2-chinese-vocab_small.txt',
+  gpt2: 'gpt2', // a folder: encoder.json + vocab.bpe
+};
+
+/**
+ * tokenizers/data of this package. The same code runs from the TS sources (tokenizers/node.ts under vitest)
+ * and from the build (dist/tokenizers/node.js), so walk up from this file to the folder holding
+ * package.json, the package root in both cases, and go down from there.
+ */
+export function bundledDataDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) {
+      const data = join(dir, 'tokenizers', 'data');
+      if (!existsSync(data)) throw new Error(`bundled tokenizer data missing: ${data} does not exist`);
+      return data;
+    }
+    if (dirname(dir) === dir) throw new Error(`cannot find the package root (a folder with package.json) above ${here}`);
+  }
+}
+
+/** Path of a bundled vocabulary: a vocab .txt file, or for 'gpt2' the folder with encoder.json + vocab.bpe. */
+export function bundledVocabPath(name: BundledVocab): string {
+  const file = BUNDLED[name];
+  if (file === undefined) throw new Error(`unknown bundled vocabulary ${JSON.stringify(name)}; have ${Object.keys(BUNDLED).join(', ')}`);
+  return join(bundledDataDir(), file);
+}
+
+export type LoadTokenizerOptions = BertTokenizerOptions & GPT2TokenizerOptions;
+
+/** The byte-level BPE file pairs, OpenAI's names and Hugging Face's. */
+const BPE_PAIRS = [
+  ['encoder.json', 'vocab.bpe'],
+  ['vocab.json', 'merges.txt'],
+] as const;
+
+const LOOKED_FOR = 'vocab.txt (WordPiece), encoder.json + vocab.bpe or vocab.json + merges.txt (GPT-2 byte-level BPE)';
+
+/**
+ * Loads a tokenizer from a file or a folder, choosing by file name:
+ * - a WordPiece vocabulary: vocab.txt, or any other .txt but merges.txt (GPT2-Chinese's vocab_small.txt);
+ * - byte-level BPE: encoder.json or vocab.bpe (OpenAI), vocab.json or merges.txt (HF), with its partner file
+ *   from the same folder;
+ * - a folder: vocab.txt, then encoder.json + vocab.bpe, then vocab.json + merges.txt.
+ * Options go to the tokenizer built (`variant` etc. for WordPiece, `parseSpecialTokens` for BPE).
+ */
+export function loadTokenizer(pathOrDir: string, options: LoadTokenizerOptions = {}): BertTokenizer | GPT2Tokenizer {
+  const path = resolve(pathOrDir);
+  if (!existsSync(path)) throw new Error(`tokenizer path ${path} does not exist`);
+  if (statSync(path).isDirectory()) return loadFromDir(path, options);
+
+  const name = basename(path);
+  const dir = dirname(path);
+  for (const [vocab, merges] of BPE_PAIRS) {
+    if (name === vocab || name === merges) return loadBpe(join(dir, vocab), join(dir, merges), options);
+  }
+  if (name.endsWith('.txt')) return BertTokenizer.fromVocabText(readFileSync(path, 'utf8'), options);
+  throw new Error(`unrecognised tokenizer file ${path}: expected ${LOOKED_FOR}`);
+}
+
+function loadFromDir(dir: string, options: LoadTokenizerOptions): BertTokenizer | GPT2Tokenizer {
+  if (existsSync(join(dir, 'vocab.txt'))) return BertTokenizer.fromVocabText(readFileSync(join(dir, 'vocab.txt'), 'utf8'), options);
+  for (const [vocab, merges] of BPE_PAIRS) {
+    if (existsSync(join(dir, vocab)) || existsSync(join(dir, merges))) return loadBpe(join(dir, vocab), join(dir, merges), options);
+  }
+  throw new Error(`no tokenizer files in ${dir}: looked for ${LOOKED_FOR}`);
+}
+
+function loadBpe(vocabPath: string, mergesPath: string, options: GPT2TokenizerOptions): GPT2Tokenizer {
+  for (const p of [vocabPath, mergesPath]) {
+    if (!existsSync(p)) throw new Error(`byte-level BPE needs ${basename(vocabPath)} and ${basename(mergesPath)} side by side; ${p} is missing`);
+  }
+  return GPT2Tokenizer.fromFiles(readFileSync(vocabPath, 'utf8'), readFileSync(mergesPath, 'utf8'), options);
+}
