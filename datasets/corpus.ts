@@ -29,14 +29,85 @@ function lineColumn(text: string, offset: number): string {
   return `line ${line}, column ${offset - before.lastIndexOf('\n')}`;
 }
 
-/** Parses JSON, turning V8's "at position N" into a line and column of the file. */
+/**
+ * Where JSON text stops being valid: the offset of the first character a JSON parser rejects (text.length
+ * if it ends too early). V8's own message gives no position for many errors, so we find it ourselves with
+ * a small recursive-descent scan of the grammar (values, objects, arrays, strings, numbers, literals).
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const expect = (c: string): void => void (text[i] === c ? i++ : fail());
+  const string = (): void => {
+    expect('"');
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') {
+          for (let k = 1; k <= 4; k++) if (!/[0-9a-fA-F]/.test(text[i + k] ?? '')) ((i += k), fail());
+          i += 4;
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) fail();
+      }
+      i++;
+    }
+    expect('"');
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '"') string();
+    else if (c === '[' || c === '{') {
+      const close = c === '[' ? ']' : '}';
+      i++;
+      ws();
+      if (text[i] === close) return void i++;
+      for (;;) {
+        if (close === '}') {
+          ws();
+          string();
+          ws();
+          expect(':');
+        }
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else return expect(close);
+      }
+    } else if (c !== undefined && /[-0-9]/.test(c)) {
+      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+      if (!m) fail();
+      i += m![0].length;
+    } else {
+      const lit = ['true', 'false', 'null'].find((l) => text.startsWith(l, i));
+      if (!lit) fail();
+      i += lit!.length;
+    }
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail();
+    return -1;
+  } catch (at) {
+    if (typeof at !== 'number') throw at;
+    return at;
+  }
+}
+
+/** Parses JSON; on an error, says the line and column where the text stops being valid. */
 function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    const m = /position (\d+)/.exec((e as Error).message);
-    const where = m ? ` at ${lineColumn(text, Number(m[1]))}` : '';
-    throw new Error(`${file}: malformed JSON${where}: ${(e as Error).message}`);
+    const at = jsonErrorOffset(text);
+    const where = at >= 0 ? ` at ${lineColumn(text, at)}` : '';
+    throw new Error(`${file}: malformed JSON${where}: ${(e as Error).message.split('\n')[0]}`);
   }
 }
 

@@ -12,6 +12,12 @@ export const DEFAULT_SEED = 67280421310721;
  * xoshiro128** (Blackman & Vigna): 128 bits of state, period 2^128 - 1, fast with 32-bit integer math.
  * The state is filled from the seed by splitmix-style hashing, so nearby seeds give unrelated streams.
  */
+/** A generator's state as plain JSON. */
+export interface GeneratorState {
+  s: number[];
+  spare: number | null;
+}
+
 export class Generator {
   private readonly s = new Uint32Array(4);
   /** The second value of the last Box-Muller pair, handed out by the next normal(). */
@@ -46,6 +52,20 @@ export class Generator {
     return result;
   }
 
+  /** The full state (4 words + the spare normal), to save in a checkpoint. */
+  getState(): GeneratorState {
+    return { s: Array.from(this.s), spare: this.spare };
+  }
+
+  /** Restores a state from getState(): the generator continues exactly where it was. */
+  setState(state: GeneratorState): void {
+    if (!Array.isArray(state.s) || state.s.length !== 4 || state.s.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff)) {
+      throw new Error('Generator.setState: expected { s: four 32-bit unsigned integers, spare }');
+    }
+    this.s.set(state.s);
+    this.spare = state.spare;
+  }
+
   /** A uniform double in [0, 1) with 53 random bits. */
   next(): number {
     const hi = this.nextU32() >>> 5; // 27 bits
@@ -77,6 +97,16 @@ let global = new Generator(DEFAULT_SEED);
 /** Reseeds the global generator (torch.manual_seed): later nextSeed()/rand()/randn() calls repeat exactly. */
 export function manualSeed(seed: number): void {
   global = new Generator(seed);
+}
+
+/** The global generator's state (torch.get_rng_state), e.g. for a training checkpoint. */
+export function getRngState(): GeneratorState {
+  return global.getState();
+}
+
+/** Restores the global generator (torch.set_rng_state). */
+export function setRngState(state: GeneratorState): void {
+  global.setState(state);
 }
 
 /** A 32-bit seed drawn from the global generator, e.g. one per dropout call. */

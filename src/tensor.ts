@@ -99,6 +99,16 @@ export class Tensor {
     return (await this.toArray())[0]!;
   }
 
+  /** Overwrites this tensor's data from the CPU (same element count and dtype), like torch's copy_. */
+  upload(data: Float32Array | Int32Array | Uint16Array): this {
+    const want = this.dtype === 'f32' ? Float32Array : this.dtype === 'i32' ? Int32Array : Uint16Array;
+    if (!(data instanceof want) || data.length !== this.size) {
+      throw new Error(`upload(): tensor ${describe(this)} needs a ${want.name} of ${this.size} values, got a ${data.constructor.name} of ${data.length}`);
+    }
+    if (this.size > 0) runtime().write(this.range, data);
+    return this;
+  }
+
   /** Backpropagates from this tensor: fills .grad of every leaf with requiresGrad it depends on. */
   backward(gradient?: Tensor): void {
     backward(this, gradient);

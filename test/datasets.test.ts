@@ -115,6 +115,8 @@ describe('corpus files', () => {
       expect(await readCorpus(f('c.txt', '春花\n秋月\n\n何时了\n'))).toEqual(['春花\n秋月', '何时了']);
       expect(await readCorpus(f('d.json.gz', gzipSync(new TextEncoder().encode('["了"]'))))).toEqual(['了']);
       await expect(readCorpus(f('e.json', '[\n  "春花",\n  "秋月"\n  "何时"\n]'))).rejects.toThrow(/e\.json: malformed JSON at line 4, column 3/);
+      await expect(readCorpus(f('e2.json', '["ok",\n  oops]'))).rejects.toThrow(/e2\.json: malformed JSON at line 2, column 3/);
+      await expect(readCorpus(f('e3.json', '["unterminated'))).rejects.toThrow(/e3\.json: malformed JSON at line 1, column 15/);
       await expect(readCorpus(f('f.json', '{"a": 1}'))).rejects.toThrow(/expected a JSON array of article strings/);
       await expect(readCorpus(f('g.json', '["a", 3]'))).rejects.toThrow(/article 1 is a number/);
       await expect(readCorpus(f('h.json', '[]'))).rejects.toThrow(/the corpus is empty/);

@@ -1,16 +1,28 @@
 #!/usr/bin/env node
-// The `webgpu-lm` command: `info` (the WebGPU adapter) and `demo` (train a tiny MLP); the GPT-2 workflow adds train/generate/eval.
+// The `webgpu-lm` command: train, generate, generate-texts, eval and vocab (GPT2-Chinese's workflow), info, demo.
 
+import { UsageError } from './args.js';
 import { demo } from './demo.js';
+import { evaluate } from './eval.js';
+import { generateCommand, generateTextsCommand } from './generate.js';
 import { info } from './info.js';
+import { train } from './train.js';
+import { vocab } from './vocab.js';
 
 const HELP = `webgpu-lm — train and sample language models on WebGPU
 
 usage: webgpu-lm <command> [options]
 
 commands:
+  train                train a GPT-2 on a corpus (GPT2-Chinese train.py flags; --help for all)
+  generate             sample text from a prefix (generate.py flags)
+  generate-texts       generate articles for a list of titles (generate_texts.py flags)
+  eval                 perplexity of a model on a corpus (eval.py flags)
+  vocab                build a vocab.txt from a corpus (make_vocab.py flags)
   info                 show the WebGPU adapter, its features and limits
   demo [--steps N]     train a tiny MLP on the GPU and print its loss falling (default 300 steps)
+
+Every command takes --help. Flags are kebab-case; GPT2-Chinese's underscore spellings work too.
 
 environment:
   WEBGPU_LM_BACKEND    Dawn backend: vulkan | metal | d3d12 | ...
@@ -21,6 +33,16 @@ environment:
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'train':
+      return train(rest);
+    case 'generate':
+      return generateCommand(rest);
+    case 'generate-texts':
+      return generateTextsCommand(rest);
+    case 'eval':
+      return evaluate(rest);
+    case 'vocab':
+      return vocab(rest);
     case 'info':
       await info();
       return 0;
@@ -42,7 +64,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
+    process.stderr.write(`webgpu-lm: ${e instanceof Error ? e.message : String(e)}\n`);
+    // 2 for a bad command line (as argparse), 1 for everything else.
+    process.exit(e instanceof UsageError ? 2 : 1);
   },
 );

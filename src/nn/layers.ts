@@ -1,25 +1,31 @@
-// Layers with PyTorch's parameter names, shapes and default initialisation: Linear, Embedding, LayerNorm, Dropout.
+// Layers with PyTorch's parameter names, shapes and default initialisation: Linear, Conv1D (Hugging Face), Embedding, LayerNorm, Dropout.
 
 import { dropout } from '../ops/dropout.js';
 import { embedding } from '../ops/indexing.js';
-import { linear } from '../ops/matmul.js';
+import { addmm, linear } from '../ops/matmul.js';
 import { layerNorm } from '../ops/norm.js';
 import { rand, randn } from '../random.js';
 import { zeros, type Tensor } from '../tensor.js';
 import { full } from '../ops/elementwise.js';
-import { Module, parameter } from './module.js';
+import { Module, initial, parameter } from './module.js';
 
 /** y = x Wᵀ + b.   x: [..., inFeatures] -> y: [..., outFeatures]; weight [out, in], bias [out]. */
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
 
-  /** Init as torch.nn.Linear: W, b ~ U(-1/sqrt(in), 1/sqrt(in)) from the global generator. */
-  constructor(readonly inFeatures: number, readonly outFeatures: number, options: { bias?: boolean } = {}) {
+  /**
+   * Init as torch.nn.Linear: W, b ~ U(-1/sqrt(in), 1/sqrt(in)) from the global generator; with `std`,
+   * as Hugging Face's _init_weights instead: W ~ N(0, std), b = 0.
+   */
+  constructor(readonly inFeatures: number, readonly outFeatures: number, options: { bias?: boolean; std?: number } = {}) {
     super();
     const k = 1 / Math.sqrt(inFeatures);
-    this.weight = parameter(rand([outFeatures, inFeatures], { low: -k, high: k }));
-    this.bias = options.bias === false ? null : parameter(rand([outFeatures], { low: -k, high: k }));
+    const { std } = options;
+    const ws = [outFeatures, inFeatures];
+    this.weight = parameter(initial(ws, () => (std === undefined ? rand(ws, { low: -k, high: k }) : randn(ws, { std }))));
+    if (options.bias === false) this.bias = null;
+    else this.bias = parameter(initial([outFeatures], () => (std === undefined ? rand([outFeatures], { low: -k, high: k }) : zeros([outFeatures]))));
   }
 
   forward(x: Tensor): Tensor {
@@ -27,13 +33,33 @@ export class Linear extends Module {
   }
 }
 
-/** A lookup table. ids: [...] i32 -> [..., embeddingDim]; weight [numEmbeddings, embeddingDim], init N(0, 1). */
+/**
+ * Hugging Face's Conv1D (transformers.pytorch_utils): a linear layer whose weight is stored [in, out], so
+ * y = x·W + b.  x: [..., nx] -> y: [..., nf]; weight [nx, nf], bias [nf]. Init as HF: W ~ N(0, 0.02), b = 0.
+ */
+export class Conv1D extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(readonly nf: number, readonly nx: number, std = 0.02) {
+    super();
+    this.weight = parameter(initial([nx, nf], () => randn([nx, nf], { std })));
+    this.bias = parameter(initial([nf], () => zeros([nf])));
+  }
+
+  forward(x: Tensor): Tensor {
+    return addmm(this.bias, x, this.weight);
+  }
+}
+
+/** A lookup table. ids: [...] i32 -> [..., embeddingDim]; weight [numEmbeddings, embeddingDim], init N(0, std = 1). */
 export class Embedding extends Module {
   readonly weight: Tensor;
 
-  constructor(readonly numEmbeddings: number, readonly embeddingDim: number) {
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, options: { std?: number } = {}) {
     super();
-    this.weight = parameter(randn([numEmbeddings, embeddingDim]));
+    const shape = [numEmbeddings, embeddingDim];
+    this.weight = parameter(initial(shape, () => randn(shape, { std: options.std ?? 1 })));
   }
 
   forward(ids: Tensor): Tensor {
@@ -48,8 +74,8 @@ export class LayerNorm extends Module {
 
   constructor(readonly normalizedShape: number, readonly eps = 1e-5) {
     super();
-    this.weight = parameter(full([normalizedShape], 1));
-    this.bias = parameter(zeros([normalizedShape]));
+    this.weight = parameter(initial([normalizedShape], () => full([normalizedShape], 1)));
+    this.bias = parameter(initial([normalizedShape], () => zeros([normalizedShape])));
   }
 
   forward(x: Tensor): Tensor {

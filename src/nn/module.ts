@@ -1,8 +1,28 @@
 // Module: a tree of parameters and submodules, named by their fields as PyTorch/Hugging Face name them ("h.0.attn.c_attn.weight").
 
-import { Tensor } from '../tensor.js';
+import { Tensor, empty, type Shape } from '../tensor.js';
 
 const registered = new WeakSet<Tensor>();
+let drawInit = true;
+
+/**
+ * Builds modules without drawing initial values: parameters are left uninitialised, for when a checkpoint
+ * fills them right after (drawing 124M normals on the CPU only to overwrite them would cost seconds).
+ */
+export function withoutInit<T>(build: () => T): T {
+  const prev = drawInit;
+  drawInit = false;
+  try {
+    return build();
+  } finally {
+    drawInit = prev;
+  }
+}
+
+/** A parameter's initial value: draw() normally, an uninitialised tensor inside withoutInit(). */
+export function initial(shape: Shape, draw: () => Tensor): Tensor {
+  return drawInit ? draw() : empty(shape, 'f32', 'parameter');
+}
 
 /** Marks a tensor as a parameter: it requires grad, lives until dispose() (outside any scope), and is found by namedParameters(). */
 export function parameter(t: Tensor): Tensor {

@@ -1,0 +1,171 @@
+// `webgpu-lm generate` and `generate-texts`: GPT2-Chinese's generate.py / generate_texts.py on WebGPU, sampling on the GPU.
+//
+// Fixed on purpose (README, "Where webgpu-lm differs"): a batch holds independent samples (generate.py repeated
+// one), nsamples need not divide by batch_size (generate.py looped forever), the repetition penalty is sign-aware
+// and applies with the cache too (generate.py's was sign-unaware and skipped by --fast_pattern; --compat
+// gpt2-chinese restores its rules), [UNK] is banned in both modes, and generate_texts names files {title}-{article}.
+
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { bundledVocabPath, loadTokenizer } from '../../tokenizers/node.js';
+import { postprocessGpt2Chinese, type Gpt2ChinesePostprocessStyle, type Tokenizer } from '../../tokenizers/index.js';
+import { generate } from '../generate/generate.js';
+import { init } from '../gpu/runtime.js';
+import type { GPT2LMHeadModel } from '../models/gpt2.js';
+import { loadPretrained } from '../models/pretrained.js';
+import { formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
+
+const SAMPLING_FLAGS: FlagSpec[] = [
+  { name: 'device', type: 'string', default: '', help: 'accepted for GPT2-Chinese compatibility; pick the GPU with WEBGPU_LM_ADAPTER instead' },
+  { name: 'length', type: 'int', default: -1, help: 'tokens to generate per sample (-1 = n_ctx)' },
+  { name: 'temperature', type: 'float', default: 1, help: 'divide the logits by this (0 = greedy)' },
+  { name: 'topk', type: 'int', default: 8, help: 'keep the k most likely tokens (0 = off)' },
+  { name: 'topp', type: 'float', default: 0, help: 'nucleus sampling threshold (0 = off)' },
+  { name: 'repetition-penalty', type: 'float', default: 1.0, help: 'penalise tokens already in the text (1 = off)' },
+  { name: 'model-config', type: 'string', default: '', help: 'accepted for compatibility: the config comes from --model-path' },
+  { name: 'tokenizer-path', type: 'string', default: '', help: 'vocab.txt (default: vocab.txt in --model-path, else the bundled vocab_small.txt)' },
+  { name: 'model-path', type: 'string', default: 'model/final_model', help: 'model folder (config.json + weights)' },
+  { name: 'no-wordpiece', type: 'bool', help: 'accepted for compatibility (unused, as in GPT2-Chinese)' },
+  { name: 'segment', type: 'bool', help: 'word-level (THULAC) tokenization: not available' },
+  { name: 'fast-pattern', type: 'bool', help: 'accepted: the KV cache is on by default' },
+  { name: 'no-cache', type: 'bool', help: 'recompute the whole window every step instead of using the KV cache' },
+  { name: 'compat', type: 'string', default: 'hf', help: "sampling rules: 'hf' (sign-aware penalty) or 'gpt2-chinese' (generate.py's exact rules)" },
+  { name: 'seed', type: 'int', default: 0, help: 'random seed (same seed, same text)' },
+];
+
+export const GENERATE_FLAGS: FlagSpec[] = [
+  ...SAMPLING_FLAGS,
+  { name: 'batch-size', type: 'int', default: 1, help: 'samples generated together' },
+  { name: 'nsamples', type: 'int', default: 10, help: 'number of samples' },
+  { name: 'prefix', type: 'string', default: '萧炎', help: 'text the sample starts with ([CLS] etc. may be written inline)' },
+  { name: 'save-samples', type: 'bool', help: 'also write the samples to --save-samples-path/samples.txt' },
+  { name: 'save-samples-path', type: 'string', default: '.', help: 'folder for samples.txt' },
+];
+
+export const GENERATE_TEXTS_FLAGS: FlagSpec[] = [
+  ...SAMPLING_FLAGS,
+  { name: 'save-path', type: 'string', default: 'generated/', help: 'output folder: one file {title}-{article}.txt per text' },
+  { name: 'articles-per-title', type: 'int', default: 5, help: 'texts per title' },
+  { name: 'titles', type: 'string', default: '萧炎', help: 'space-separated titles (prefixes)' },
+  { name: 'titles-file', type: 'string', default: '', help: 'file with one title per line (overrides --titles)' },
+];
+
+async function setup(f: Record<string, FlagValue>): Promise<{ model: GPT2LMHeadModel; tokenizer: Tokenizer }> {
+  if (f.segment) throw new Error('--segment (THULAC word segmentation) is not available');
+  if (f.compat !== 'hf' && f.compat !== 'gpt2-chinese') throw new Error(`--compat must be 'hf' or 'gpt2-chinese', got '${f.compat}'`);
+  await init();
+  const modelPath = String(f['model-path']);
+  const model = await loadPretrained(modelPath);
+  const own = path.join(modelPath, 'vocab.txt');
+  const vocabPath = String(f['tokenizer-path']) || (existsSync(own) ? own : bundledVocabPath('gpt2-chinese-small'));
+  const tokenizer = loadTokenizer(vocabPath, { variant: 'gpt2-chinese' });
+  if (tokenizer.vocabSize > model.config.vocab_size) {
+    model.dispose();
+    throw new Error(`the tokenizer (${vocabPath}) has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${model.config.vocab_size}`);
+  }
+  return { model, tokenizer };
+}
+
+/** Generates `count` texts from one prefix in batches of `batchSize`; returns the post-processed texts. */
+async function sampleTexts(
+  model: GPT2LMHeadModel,
+  tokenizer: Tokenizer,
+  f: Record<string, FlagValue>,
+  prefix: string,
+  count: number,
+  batchSize: number,
+  seedOffset: number,
+  style: Gpt2ChinesePostprocessStyle,
+): Promise<string[]> {
+  const ids = tokenizer.encode(prefix);
+  const nCtx = model.config.n_positions;
+  if (ids.length === 0) throw new Error('the prefix is empty after tokenization; give at least one token (e.g. --prefix "[CLS]")');
+  if (ids.length >= nCtx) throw new Error(`the prefix is ${ids.length} tokens, not shorter than the model's context of ${nCtx}`);
+  const length = Number(f.length) < 0 ? nCtx : Number(f.length);
+  const compat = f.compat === 'gpt2-chinese';
+  const topp = Number(f.topp);
+  const unk = tokenizer.unkTokenId;
+  const texts: string[] = [];
+  for (let done = 0; done < count; done += batchSize) {
+    const rows = Math.min(batchSize, count - done);
+    const out = await generate(model, Array.from({ length: rows }, () => ids), {
+      maxNewTokens: length,
+      temperature: Number(f.temperature),
+      topK: Number(f.topk),
+      // GPT2-Chinese's --topp 0 means "off"; in HF's rules "off" is 1.
+      topP: compat ? topp : topp <= 0 ? 1 : topp,
+      repetitionPenalty: Number(f['repetition-penalty']),
+      banIds: unk === undefined ? [] : [unk],
+      mode: compat ? 'gpt2-chinese' : 'hf',
+      seed: Number(f.seed) * 7919 + seedOffset + done,
+      useCache: !f['no-cache'],
+    });
+    for (const row of out) {
+      const tokens = [...ids, ...row].map((id) => tokenizer.idToToken(id) ?? '[UNK]');
+      texts.push(postprocessGpt2Chinese(tokens, style));
+    }
+  }
+  return texts;
+}
+
+export async function generateCommand(argv: readonly string[], out: NodeJS.WriteStream = process.stdout): Promise<number> {
+  const args = parseArgs('generate', argv, GENERATE_FLAGS);
+  if (args.help) {
+    out.write(formatHelp('generate', 'Sample text from a prefix (GPT2-Chinese generate.py flags).', GENERATE_FLAGS));
+    return 0;
+  }
+  const f = args.flags;
+  const nsamples = Number(f.nsamples);
+  const batchSize = Number(f['batch-size']);
+  if (!(nsamples >= 1) || !(batchSize >= 1)) throw new Error('--nsamples and --batch-size must be at least 1');
+  const { model, tokenizer } = await setup(f);
+  try {
+    const start = performance.now();
+    const texts = await sampleTexts(model, tokenizer, f, String(f.prefix), nsamples, batchSize, 0, 'generate');
+    const seconds = (performance.now() - start) / 1000;
+    let saved = '';
+    texts.forEach((text, k) => {
+      const header = `${'='.repeat(40)} SAMPLE ${k + 1} ${'='.repeat(40)}`;
+      out.write(`${header}\n${text}\n`);
+      saved += `${header}\n${text}\n${'='.repeat(90)}\n\n`;
+    });
+    const length = Number(f.length) < 0 ? model.config.n_positions : Number(f.length);
+    out.write(`${'='.repeat(80)}\n${nsamples} samples of ${length} tokens in ${seconds.toFixed(1)} s (${((nsamples * length) / seconds).toFixed(1)} tokens/s)\n`);
+    if (f['save-samples']) {
+      const dir = String(f['save-samples-path']);
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'samples.txt'), saved);
+    }
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function generateTextsCommand(argv: readonly string[], out: NodeJS.WriteStream = process.stdout): Promise<number> {
+  const args = parseArgs('generate-texts', argv, GENERATE_TEXTS_FLAGS);
+  if (args.help) {
+    out.write(formatHelp('generate-texts', 'Generate articles for a list of titles (GPT2-Chinese generate_texts.py flags).', GENERATE_TEXTS_FLAGS));
+    return 0;
+  }
+  const f = args.flags;
+  const titles = f['titles-file']
+    ? (await readFile(String(f['titles-file']), 'utf8')).split('\n').map((t) => t.trim()).filter(Boolean)
+    : String(f.titles).split(/\s+/).filter(Boolean);
+  if (titles.length === 0) throw new Error('generate-texts: no titles given');
+  const { model, tokenizer } = await setup(f);
+  try {
+    const dir = String(f['save-path']);
+    await mkdir(dir, { recursive: true });
+    const perTitle = Number(f['articles-per-title']);
+    for (const [i, title] of titles.entries()) {
+      const texts = await sampleTexts(model, tokenizer, f, title, perTitle, perTitle, i * 100_003, 'generate_texts');
+      for (const [j, text] of texts.entries()) await writeFile(path.join(dir, `${i}-${j}.txt`), `${text}\n`);
+      out.write(`${title}: ${texts.length} texts written to ${dir}\n`);
+    }
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,76 @@
+// loadPretrained(dir) / savePretrained(model, dir): Hugging Face model folders on disk (Node only).
+
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { atomicWriteFile, readBytes } from '../io/fs.js';
+import { serializeSafetensors, type HostTensor } from '../io/safetensors.js';
+import { parseWeights } from '../io/weights.js';
+import { GPT2LMHeadModel } from './gpt2.js';
+import { gpt2FromStateDict, gpt2StateDict } from './state_dict.js';
+
+/** Weight files we look for, in order of preference. */
+const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin'];
+
+async function readJson(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** All tensors of a model folder: one safetensors file, a sharded set (index.json), or a PyTorch .bin (zip or legacy). */
+async function readWeights(dir: string): Promise<Map<string, HostTensor>> {
+  const found = WEIGHT_FILES.find((f) => existsSync(path.join(dir, f)));
+  if (!found) throw new Error(`${dir}: no weights found (looked for ${WEIGHT_FILES.join(', ')})`);
+  const file = path.join(dir, found);
+  if (found.endsWith('.index.json')) {
+    const index = await readJson(file);
+    const map = index.weight_map as Record<string, string> | undefined;
+    if (!map || typeof map !== 'object') throw new Error(`${file}: no "weight_map"`);
+    const all = new Map<string, HostTensor>();
+    for (const shard of new Set(Object.values(map))) {
+      for (const [k, v] of parseWeights(await readBytes(path.join(dir, shard)), shard)) all.set(k, v);
+    }
+    return all;
+  }
+  try {
+    return parseWeights(await readBytes(file), found);
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Loads a Hugging Face model folder (config.json + weights), choosing the model class by config.model_type. */
+export async function loadPretrained(dir: string): Promise<GPT2LMHeadModel> {
+  const config = await readJson(path.join(dir, 'config.json'));
+  const type = config.model_type ?? 'gpt2';
+  if (type !== 'gpt2') throw new Error(`${dir}: model_type "${String(type)}" is not supported yet (supported: gpt2)`);
+  const weights = await readWeights(dir);
+  try {
+    return gpt2FromStateDict(config, weights);
+  } catch (e) {
+    throw new Error(`${dir}: ${(e as Error).message}`);
+  }
+}
+
+/** Writes config.json and model.safetensors that Hugging Face's from_pretrained loads; each file atomically. */
+export async function savePretrained(model: GPT2LMHeadModel, dir: string): Promise<void> {
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(dir, { recursive: true });
+  const weights = serializeSafetensors(await gpt2StateDict(model), { format: 'pt' });
+  const config = { architectures: ['GPT2LMHeadModel'], ...model.config, model_type: 'gpt2' };
+  await atomicWriteFile(path.join(dir, 'model.safetensors'), weights);
+  await atomicWriteFile(path.join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+GPT2LMHeadModel.saver = savePretrained;

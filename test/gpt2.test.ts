@@ -1,0 +1,205 @@
+// GPT-2 parity with Hugging Face (../shared/fixtures/hf gpt2_tiny, gpt2_tiny_backward), from all three weight formats.
+import { readFileSync, mkdtempSync, rmSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import * as w from '../src/index.js';
+import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
+import { parseWeights } from '../src/io/weights.js';
+import { GPT2LMHeadModel, type LayerPast } from '../src/models/gpt2.js';
+import { gpt2FromStateDict } from '../src/models/state_dict.js';
+import { loadPretrained } from '../src/models/pretrained.js';
+import { expectClose, useGpu, values } from './helpers.js';
+
+useGpu();
+
+const FIXTURES = fileURLToPath(new URL('../../shared/fixtures/hf', import.meta.url));
+const dir = (name: string): string => path.join(FIXTURES, name);
+const readJson = (file: string): any => JSON.parse(readFileSync(file, 'utf8'));
+
+interface JsonTensor {
+  shape: number[];
+  data: number[];
+}
+const ids = (t: JsonTensor): w.Tensor => w.tensor(Int32Array.from(t.data), t.shape, { dtype: 'i32' });
+
+/** Expected outputs of a case by "<call>.<output>" name, as float64. */
+function expected(name: string, file = 'expected.safetensors'): Map<string, Float64Array> {
+  const { tensors } = parseSafetensors(new Uint8Array(readFileSync(path.join(dir(name), file))));
+  return new Map([...tensors].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
+}
+
+const LOGITS = { atol: 1e-4, rtol: 0 };
+const FORMATS = ['model.safetensors', 'pytorch_model.bin', 'pytorch_model.legacy.bin'];
+
+function load(name: string, file: string): GPT2LMHeadModel {
+  const config = readJson(path.join(dir(name), 'config.json'));
+  const model = gpt2FromStateDict(config, parseWeights(new Uint8Array(readFileSync(path.join(dir(name), file))), file));
+  return model.eval();
+}
+
+// The first model run compiles every kernel's pipeline, which takes a while on a CPU adapter.
+describe('GPT-2 forward parity (gpt2_tiny)', { timeout: 600_000 }, () => {
+  const inputs = readJson(path.join(dir('gpt2_tiny'), 'inputs.json'));
+  const want = expected('gpt2_tiny');
+  const scalars = readJson(path.join(dir('gpt2_tiny'), 'expected.json'));
+
+  for (const file of FORMATS) {
+    it(`${file}: logits, loss, -100 labels, cache, padding`, async () => {
+      const model = load('gpt2_tiny', file);
+      // full: logits, loss and the returned cache.
+      {
+        const out = w.tidy(() => {
+          const o = model.forward({ inputIds: ids(inputs.full.input_ids), labels: ids(inputs.full.labels), useCache: true });
+          return { logits: o.logits, loss: o.loss!, past: o.pastKeyValues!.flatMap((p) => [p.key, p.value]) };
+        });
+        expectClose(await values(out.logits), want.get('full.logits')!, LOGITS, 'full.logits');
+        expectClose([await out.loss.item()], [scalars.full.loss], { atol: 1e-5, rtol: 1e-5 }, 'full.loss');
+        for (let i = 0; i < 2; i++) {
+          expectClose(await values(out.past[2 * i]!), want.get(`full.past_key_values.${i}.key`)!, LOGITS, `past ${i} key`);
+          expectClose(await values(out.past[2 * i + 1]!), want.get(`full.past_key_values.${i}.value`)!, LOGITS, `past ${i} value`);
+        }
+        w.tidy(() => [out.logits, out.loss, ...out.past].forEach((t) => t.dispose()));
+      }
+      // labels with -100: mean over the remaining predictions only.
+      {
+        const c = inputs.full_ignore_index;
+        const loss = w.tidy(() => model.forward({ inputIds: ids(c.input_ids), labels: ids(c.labels) }).loss!);
+        expectClose([await loss.item()], [scalars.full_ignore_index.loss], { atol: 1e-5, rtol: 1e-5 }, 'full_ignore_index.loss');
+        loss.dispose();
+      }
+      // incremental decode: 10 tokens, then 6 single-token steps through the KV cache.
+      {
+        const all = inputs.incremental.input_ids as JsonTensor;
+        const column = (from: number, to: number): w.Tensor =>
+          w.tensor(Int32Array.from([0, 1].flatMap((b) => all.data.slice(b * 16 + from, b * 16 + to))), [2, to - from], { dtype: 'i32' });
+        let past: LayerPast[] = w.tidy(() => model.forward({ inputIds: column(0, 10), useCache: true }).pastKeyValues!);
+        const prefix = w.tidy(() => model.forward({ inputIds: column(0, 10) }).logits);
+        expectClose(await values(prefix), want.get('incremental.prefix_logits')!, LOGITS, 'prefix_logits');
+        prefix.dispose();
+        const steps: Float64Array[] = [];
+        for (let t = 10; t < 16; t++) {
+          const r = w.tidy(() => {
+            const o = model.forward({ inputIds: column(t, t + 1), pastKeyValues: past, useCache: true });
+            return { logits: o.logits, past: o.pastKeyValues! };
+          });
+          for (const p of past) [p.key, p.value].forEach((x) => x.dispose());
+          past = r.past;
+          steps.push(await values(r.logits));
+          r.logits.dispose();
+        }
+        // step_logits [2, 6, V]: row b, step s.
+        const V = 101;
+        const stepLogits = new Float64Array(2 * 6 * V);
+        steps.forEach((s, k) => [0, 1].forEach((b) => stepLogits.set(s.subarray(b * V, (b + 1) * V), (b * 6 + k) * V)));
+        expectClose(stepLogits, want.get('incremental.step_logits')!, LOGITS, 'step_logits');
+        for (let i = 0; i < 2; i++) expectClose(await values(past[i]!.key), want.get(`incremental.past_key_values.${i}.key`)!, LOGITS, 'cached key');
+        for (const p of past) [p.key, p.value].forEach((x) => x.dispose());
+      }
+      // padding: right (mask only) and left (mask + position ids), every position compared.
+      for (const name of ['right_padding', 'left_padding'] as const) {
+        const c = inputs[name];
+        const logits = w.tidy(
+          () =>
+            model.forward({
+              inputIds: ids(c.input_ids),
+              attentionMask: ids(c.attention_mask),
+              ...(c.position_ids ? { positionIds: ids(c.position_ids) } : {}),
+            }).logits,
+        );
+        expectClose(await values(logits), want.get(`${name}.logits`)!, LOGITS, `${name}.logits`);
+        logits.dispose();
+      }
+      model.dispose();
+    });
+  }
+});
+
+describe('GPT-2 backward parity (gpt2_tiny_backward)', () => {
+  for (const file of FORMATS) {
+    it(`${file}: loss and every parameter gradient within 1e-3 relative`, async () => {
+      const model = load('gpt2_tiny_backward', file);
+      const c = readJson(path.join(dir('gpt2_tiny_backward'), 'inputs.json')).train_step;
+      const scalars = readJson(path.join(dir('gpt2_tiny_backward'), 'expected.json'));
+      const loss = w.tidy(() => {
+        const o = model.forward({ inputIds: ids(c.input_ids), labels: ids(c.labels) });
+        o.loss!.backward();
+        return o.loss!;
+      });
+      expectClose([await loss.item()], [scalars.train_step.loss], { atol: 1e-5, rtol: 1e-5 }, 'loss');
+      const grads = expected('gpt2_tiny_backward', 'grads.safetensors');
+      const named = new Map(model.namedParameters());
+      expect([...named.keys()].sort()).toEqual([...grads.keys()].sort());
+      for (const [name, g] of grads) {
+        const got = await values(named.get(name)!.grad!);
+        // Relative to the tensor's largest gradient: max |got - want| <= 1e-3 * max |want|.
+        const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expectClose(got, g, { atol: 1e-3 * scale, rtol: 0 }, `d loss / d ${name}`);
+      }
+      loss.dispose();
+      model.dispose();
+    });
+  }
+});
+
+describe('GPT-2 checkpoints', () => {
+  it('loadPretrained reads each format from a folder, and save() writes a folder that loads back bit for bit', async () => {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-gpt2-'));
+    try {
+      const src = dir('gpt2_tiny');
+      copyFileSync(path.join(src, 'config.json'), path.join(tmp, 'config.json'));
+      copyFileSync(path.join(src, 'pytorch_model.legacy.bin'), path.join(tmp, 'pytorch_model.bin'));
+      const fromLegacy = (await loadPretrained(tmp)).eval();
+      const out = path.join(tmp, 'saved');
+      await fromLegacy.save(out);
+      const back = (await loadPretrained(out)).eval();
+      const stored = parseSafetensors(new Uint8Array(readFileSync(path.join(out, 'model.safetensors'))));
+      expect(stored.metadata.format).toBe('pt');
+      expect(stored.tensors.has('lm_head.weight')).toBe(false); // tied, as save_pretrained writes it
+      expect(stored.tensors.has('transformer.h.0.attn.c_attn.weight')).toBe(true);
+      const input = w.tensor(Int32Array.from([5, 9, 2, 77]), [1, 4], { dtype: 'i32' });
+      const a = w.tidy(() => fromLegacy.forward({ inputIds: input }).logits);
+      const b = w.tidy(() => back.forward({ inputIds: input }).logits);
+      expect(Array.from(await a.toArray())).toEqual(Array.from(await b.toArray()));
+      for (const t of [a, b, input]) t.dispose();
+      fromLegacy.dispose();
+      back.dispose();
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses checkpoints that do not fit the config, naming the tensor and both shapes', () => {
+    const config = readJson(path.join(dir('gpt2_tiny'), 'config.json'));
+    const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));
+    const before = w.liveBuffers();
+    // The first mismatch in the file's order is reported: e.g. "transformer.h.0.attn.c_attn.weight" has [64,192], needs [32,96].
+    expect(() => gpt2FromStateDict({ ...config, n_embd: 32, n_head: 4 }, weights)).toThrow(
+      /"transformer\.[\w.]+" has shape \[[\d,]+\] but the config \(n_embd 32, n_head 4, n_layer 2, vocab_size 101, n_positions 64\) needs \[[\d,]+\]/,
+    );
+    const partial = new Map(weights);
+    partial.delete('transformer.h.1.mlp.c_fc.bias');
+    expect(() => gpt2FromStateDict(config, partial)).toThrow(/missing 1 weight\(s\): h.1.mlp.c_fc.bias/);
+    const extra = new Map(weights);
+    extra.set('transformer.h.0.attn.bias', weights.get('transformer.ln_f.bias')!); // a mask buffer: skipped
+    extra.set('transformer.h.0.attn.c_attn.extra', weights.get('transformer.ln_f.bias')!);
+    expect(() => gpt2FromStateDict(config, extra)).toThrow(/unexpected tensor "transformer.h.0.attn.c_attn.extra"/);
+    // A failed load frees what it had allocated.
+    expect(w.liveBuffers()).toBe(before);
+  });
+
+  it('accepts bare GPT2Model names (no "transformer." prefix) and skips mask buffers', async () => {
+    const config = readJson(path.join(dir('gpt2_tiny'), 'config.json'));
+    const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));
+    const bare = new Map([...weights].map(([k, v]) => [k.replace(/^transformer\./, ''), v]));
+    bare.set('h.0.attn.masked_bias', weights.get('transformer.ln_f.bias')!);
+    const model = gpt2FromStateDict(config, bare).eval();
+    const input = w.tensor(Int32Array.from(readJson(path.join(dir('gpt2_tiny'), 'inputs.json')).full.input_ids.data), [2, 16], { dtype: 'i32' });
+    const logits = w.tidy(() => model.forward({ inputIds: input }).logits);
+    expectClose(await values(logits), expected('gpt2_tiny').get('full.logits')!, LOGITS, 'logits from bare names');
+    logits.dispose();
+    input.dispose();
+    model.dispose();
+  });
+});

@@ -1,0 +1,110 @@
+// The GPT2-Chinese workflow from the CLI: train, an interrupted run resumed with the same loss trajectory, eval, vocab.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readCorpus, bundledCorpusPath } from '../datasets/corpus.js';
+import { train } from '../src/cli/train.js';
+import { evaluate } from '../src/cli/eval.js';
+import { vocab } from '../src/cli/vocab.js';
+import { useGpu } from './helpers.js';
+
+useGpu();
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-train-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A stream that keeps what is written (not a TTY, so progress prints plain lines). */
+function sink(): NodeJS.WriteStream & { text: string } {
+  const s = { text: '', isTTY: false, write(chunk: string) { s.text += chunk; return true; } };
+  return s as unknown as NodeJS.WriteStream & { text: string };
+}
+
+const lossColumn = (dir: string): number[] =>
+  readFileSync(path.join(dir, 'loss.csv'), 'utf8').trim().split('\n').slice(1).map((line) => Number(line.split(',')[1]));
+
+describe('train -> resume -> eval -> vocab', { timeout: 600_000 }, () => {
+  let common: string[] = [];
+
+  it('sets up a small corpus and model config', async () => {
+    const poems = (await readCorpus(bundledCorpusPath())).slice(0, 10);
+    writeFileSync(path.join(tmp, 'train.json'), JSON.stringify(poems));
+    // Dropout stays on (0.1), so resuming must also restore the random generator.
+    writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32, vocab_size: 13317 }));
+    common = [
+      '--model-config', path.join(tmp, 'config.json'),
+      '--raw-data-path', path.join(tmp, 'train.json'),
+      '--epochs', '2', '--batch-size', '2', '--stride', '32', '--num-pieces', '2', '--min-length', '10',
+      '--warmup-steps', '3', '--lr', '2e-3', '--seed', '7',
+    ];
+  });
+
+  it('an interrupted and resumed run has exactly the losses of an uninterrupted one', async () => {
+    const a = path.join(tmp, 'a');
+    expect(await train([...common, '--tokenized-data-path', path.join(tmp, 'tok'), '--output-dir', a], sink())).toBe(0);
+    const full = lossColumn(a);
+    expect(full.length).toBeGreaterThan(8);
+    expect(full[full.length - 1]!).toBeLessThan(full[0]!);
+    for (const d of ['model_epoch1', 'model_epoch2', 'final_model']) {
+      expect(existsSync(path.join(a, d, 'config.json')) && existsSync(path.join(a, d, 'model.safetensors'))).toBe(true);
+    }
+    expect(readFileSync(path.join(a, 'loss.svg'), 'utf8')).toMatch(/<svg[^>]*xmlns=/);
+
+    // Stop in the middle of the first epoch, then resume (underscore spellings on purpose).
+    const b = path.join(tmp, 'b');
+    const stopAt = Math.floor(full.length / 3);
+    const first = sink();
+    expect(await train([...common, '--tokenized_data_path', path.join(tmp, 'tok'), '--output_dir', b, '--max_steps', String(stopAt)], first)).toBe(0);
+    expect(first.text).toMatch(/continue with --resume/);
+    expect(lossColumn(b)).toHaveLength(stopAt);
+    const second = sink();
+    expect(await train(['--resume', '--output-dir', b], second)).toBe(0);
+    expect(second.text).toMatch(/resuming from .*optimizer step \d+/);
+    expect(lossColumn(b)).toEqual(full);
+  });
+
+  it('eval reports perplexity and writes it to result.txt; the trained model beats its epoch-1 self', async () => {
+    const ppl = async (model: string): Promise<number> => {
+      const dir = path.join(tmp, `eval-${model}`);
+      const args = ['--pretrained-model', path.join(tmp, 'a', model), '--raw-data-path', path.join(tmp, 'train.json'),
+        '--batch-size', '2', '--stride', '32', '--num-pieces', '2', '--min-length', '10', '--output-dir', dir];
+      expect(await evaluate(args, sink())).toBe(0);
+      return Number(/perplexity ([\d.]+)/.exec(readFileSync(path.join(dir, 'result.txt'), 'utf8'))![1]);
+    };
+    const final = await ppl('final_model');
+    const epoch1 = await ppl('model_epoch1');
+    // Better than guessing uniformly over the 13317-token vocabulary, and better after the second epoch.
+    expect(final).toBeGreaterThan(1);
+    expect(final).toBeLessThan(13317);
+    expect(final).toBeLessThan(epoch1);
+  });
+
+  it('vocab builds a vocabulary from the corpus', async () => {
+    const file = path.join(tmp, 'vocab.txt');
+    expect(await vocab(['--raw-data-path', path.join(tmp, 'train.json'), '--vocab-file', file, '--vocab-size', '50'], sink())).toBe(0);
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    expect(lines).toHaveLength(55);
+    expect(lines.slice(0, 5)).toEqual(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
+  });
+
+  it('bad input fails clearly', async () => {
+    await expect(train(['--bogus-flag'], sink())).rejects.toThrow(/unknown flag --bogus-flag/);
+    await expect(train(['--resume', '--output-dir', path.join(tmp, 'nothing')], sink())).rejects.toThrow(/no checkpoint/);
+    /** The common flags with some replaced. */
+    const withFlags = (over: Record<string, string>): string[] => {
+      const out = [...common];
+      for (const [k, v] of Object.entries(over)) {
+        const i = out.indexOf(k);
+        if (i >= 0) out[i + 1] = v;
+        else out.push(k, v);
+      }
+      return out;
+    };
+    writeFileSync(path.join(tmp, 'bad.json'), '["ok",\n  oops]');
+    const badData = withFlags({ '--raw-data-path': path.join(tmp, 'bad.json'), '--output-dir': path.join(tmp, 'c'), '--tokenized-data-path': path.join(tmp, 'tok2') });
+    await expect(train(badData, sink())).rejects.toThrow(/bad\.json: malformed JSON at line 2/);
+    writeFileSync(path.join(tmp, 'small.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32, vocab_size: 100 }));
+    const smallVocab = withFlags({ '--model-config': path.join(tmp, 'small.json'), '--output-dir': path.join(tmp, 'd'), '--tokenized-data-path': path.join(tmp, 'tok') });
+    await expect(train(smallVocab, sink())).rejects.toThrow(/vocab_size 100 is smaller than the tokenizer's 13317/);
+  });
+});
