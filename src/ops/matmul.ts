@@ -5,13 +5,22 @@
 // W [C_out, C], so y = x·Wᵀ + b is [B, T, C_out] (legend: B batch, T time, C channels).
 
 import { defineOp, type Grads } from '../autograd.js';
-import { matmulGrid, matmulWGSL } from '../../kernels/matmul.js';
+import { TILES, matmulGrid, matmulWGSL, type MatmulTiles } from '../../kernels/matmul.js';
 import { empty, type Shape, type Tensor } from '../tensor.js';
 import { sum } from './reduce.js';
 import { checkRank, dispatch, expectDtype, fmt, kernelCache, stridesOf } from './util.js';
 
-type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}`;
-const matmulKernel = kernelCache<Key>('matmul', (key) => matmulWGSL({ transA: key[0] === 't', transB: key[1] === 't', bias: key.endsWith('+bias') }));
+type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':skinny'}`;
+const matmulKernel = kernelCache<Key>('matmul', (key) =>
+  matmulWGSL({ transA: key[0] === 't', transB: key[1] === 't', bias: key.includes('+bias') }, key.endsWith(':skinny') ? SKINNY_TILES : TILES),
+);
+
+/**
+ * Tiles for products with at most 4 rows (decoding one token: x [B, 1, C] · Wᵀ). The square 128×128 tile
+ * would compute 128 rows to keep 1; a 4 × 256 tile keeps the work (and the workgroup count) proportional.
+ */
+const SKINNY_TILES: MatmulTiles = { WX: 64, WY: 1, TM: 4, TN: 4, BK: 16 };
+const SKINNY_ROWS = 4;
 
 /** Read an operand transposed (its last two dims swapped) without copying it. */
 export interface MatmulOptions {
@@ -76,7 +85,8 @@ function product(
   const kept = dims.filter((d) => !d.sum);
   const sums = dims.filter((d) => d.sum);
   const out = empty(shape, 'f32', label);
-  const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}`;
+  const skinny = M <= SKINNY_ROWS;
+  const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${skinny ? ':skinny' : ''}`;
   dispatch(matmulKernel(key), {
     buffers: bias ? [x.t.range, y.t.range, bias.range, out.range] : [x.t.range, y.t.range, out.range],
     params: {
@@ -93,7 +103,7 @@ function product(
       sumA: sums.map((d) => d.sx),
       sumB: sums.map((d) => d.sy),
     },
-    grid: [...matmulGrid(M, N), prod(kept.map((d) => d.size))],
+    grid: [...matmulGrid(M, N, skinny ? SKINNY_TILES : TILES), prod(kept.map((d) => d.size))],
     label,
   });
   return out;
