@@ -514,6 +514,16 @@ describe('parseWeights sniffs the format', () => {
     expect(() => parseWeights(tar, 'old.pt')).toThrow(/tar archive, the torch\.save format of PyTorch < 0\.4/);
   });
 
+  it('reads a safetensors file whose header length starts with the byte 0x80 (not a pickle)', () => {
+    const json = '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.padEnd(128, ' ');
+    const bytes = new Uint8Array(8 + 128 + 4);
+    new DataView(bytes.buffer).setBigUint64(0, 128n, true);
+    bytes.set(new TextEncoder().encode(json), 8);
+    new DataView(bytes.buffer).setFloat32(136, 2.5, true);
+    expect(bytes[0]).toBe(0x80);
+    expect(Array.from(toFloat32(parseWeights(bytes).get('a')!))).toEqual([2.5]);
+  });
+
   it('routes each format to its parser and prefixes errors with the file name', () => {
     const st = fixture('xlnet_tiny', 'model.safetensors');
     expect(parseWeights(st).size).toBe(37);

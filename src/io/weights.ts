@@ -24,8 +24,11 @@ function unknownFormat(bytes: Uint8Array): string {
  */
 export function parseWeights(bytes: Uint8Array, fileName = 'weights'): Map<string, HostTensor> {
   const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
-  const isPickle = bytes[0] === 0x80;
-  const isSafetensors = bytes.byteLength >= 9 && bytes[8] === 0x7b;
+  // Safetensors first: its u64 header length can start with the byte 0x80 (a length of 128 + 256k), which
+  // alone would look like pickle's PROTO. '{' at byte 8 with a length that fits the file is unambiguous.
+  const headerLength = bytes.byteLength >= 9 ? new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true) : 0n;
+  const isSafetensors = bytes.byteLength >= 9 && bytes[8] === 0x7b && (bytes[0] !== 0x80 || headerLength <= BigInt(bytes.byteLength - 8));
+  const isPickle = !isSafetensors && bytes[0] === 0x80;
   if (!isZip && !isPickle && !isSafetensors) throw new Error(`${fileName}: not a weight file webgpu-lm reads: ${unknownFormat(bytes)}`);
   try {
     return isZip || isPickle ? parsePytorch(bytes) : parseSafetensors(bytes).tensors;
