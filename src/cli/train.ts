@@ -203,8 +203,8 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   const maxSteps = Number(f['max-steps']);
   const checkpointSteps = Number(f['checkpoint-steps']);
   const stepsPerEpoch = Math.ceil(trainer.batchesPerEpoch / options.gradientAccumulation);
-  const totalSteps = stepsPerEpoch * options.epochs;
-  const progress = new Progress(totalSteps, { stream: out, label: 'train' });
+  const allSteps = stepsPerEpoch * options.epochs;
+  const progress = new Progress(maxSteps > 0 ? Math.min(maxSteps, allSteps) : allSteps, { stream: out, label: 'train' });
   let windowTokens = 0;
   let windowStart = performance.now();
   try {
