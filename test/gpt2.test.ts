@@ -189,6 +189,31 @@ describe('GPT-2 checkpoints', () => {
     expect(w.liveBuffers()).toBe(before);
   });
 
+  it('sinusoidal positions: a fixed table, not a parameter, saved as wpe.weight and recomputed on load', async () => {
+    const cfg = { n_layer: 1, n_embd: 16, n_head: 2, n_positions: 12, vocab_size: 20, position_embedding_type: 'sinusoidal' as const };
+    const model = new GPT2LMHeadModel(cfg).eval();
+    expect(model.namedParameters().some(([n]) => n.includes('wpe'))).toBe(false);
+    const table = await values(model.transformer.wpe.weight);
+    // pe[pos, 2i] = sin(pos / 10000^(2i/C)), pe[pos, 2i+1] = cos(...)
+    expectClose([table[3 * 16 + 4]!, table[3 * 16 + 5]!], [Math.sin(3 / 10000 ** (4 / 16)), Math.cos(3 / 10000 ** (4 / 16))], { atol: 1e-7, rtol: 0 }, 'pe');
+    const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-sin-'));
+    try {
+      await model.save(tmp);
+      const stored = parseSafetensors(new Uint8Array(readFileSync(path.join(tmp, 'model.safetensors'))));
+      expect(Array.from(toFloat32(stored.tensors.get('transformer.wpe.weight')!))).toEqual(Array.from(table));
+      const back = (await loadPretrained(tmp)).eval();
+      const input = w.tensor(Int32Array.from([1, 5, 7]), [1, 3], { dtype: 'i32' });
+      const a = w.tidy(() => model.forward({ inputIds: input }).logits);
+      const b = w.tidy(() => back.forward({ inputIds: input }).logits);
+      expect(Array.from(await b.toArray())).toEqual(Array.from(await a.toArray()));
+      for (const t of [a, b, input]) t.dispose();
+      back.dispose();
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    model.dispose();
+  });
+
   it('accepts bare GPT2Model names (no "transformer." prefix) and skips mask buffers', async () => {
     const config = readJson(path.join(dir('gpt2_tiny'), 'config.json'));
     const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));

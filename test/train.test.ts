@@ -7,6 +7,7 @@ import { readCorpus, bundledCorpusPath } from '../datasets/corpus.js';
 import { train } from '../src/cli/train.js';
 import { evaluate } from '../src/cli/eval.js';
 import { vocab } from '../src/cli/vocab.js';
+import { generateCommand, generateTextsCommand } from '../src/cli/generate.js';
 import { useGpu } from './helpers.js';
 
 useGpu();
@@ -77,6 +78,26 @@ describe('train -> resume -> eval -> vocab', { timeout: 600_000 }, () => {
     expect(final).toBeGreaterThan(1);
     expect(final).toBeLessThan(13317);
     expect(final).toBeLessThan(epoch1);
+  });
+
+  it('generate and generate-texts write samples from the trained model; a too-long prefix is refused', async () => {
+    const model = path.join(tmp, 'a', 'final_model');
+    expect(existsSync(path.join(model, 'vocab.txt'))).toBe(true); // saved with the model
+    const out = sink();
+    const samples = path.join(tmp, 'samples');
+    const args = ['--model-path', model, '--prefix', '[CLS]春', '--length', '12', '--nsamples', '3', '--batch-size', '2', '--seed', '5', '--save-samples', '--save-samples-path', samples];
+    expect(await generateCommand(args, out)).toBe(0);
+    expect(out.text.match(/={40} SAMPLE \d ={40}/g)).toHaveLength(3);
+    expect(readFileSync(path.join(samples, 'samples.txt'), 'utf8')).toContain('SAMPLE 3');
+    // The same seed gives the same text; with --compat gpt2-chinese too.
+    const again = sink();
+    await generateCommand(args, again);
+    expect(again.text.split('tokens/s')[0]!.replace(/in [\d.]+ s.*/, '')).toBe(out.text.split('tokens/s')[0]!.replace(/in [\d.]+ s.*/, ''));
+    expect(await generateCommand([...args, '--compat', 'gpt2-chinese', '--repetition-penalty', '1.3'], sink())).toBe(0);
+    const texts = path.join(tmp, 'texts');
+    expect(await generateTextsCommand(['--model-path', model, '--titles', '春 秋', '--articles-per-title', '2', '--length', '8', '--save-path', texts], sink())).toBe(0);
+    for (const f of ['0-0.txt', '0-1.txt', '1-0.txt', '1-1.txt']) expect(readFileSync(path.join(texts, f), 'utf8').length).toBeGreaterThan(0);
+    await expect(generateCommand(['--model-path', model, '--prefix', '春'.repeat(40), '--length', '4'], sink())).rejects.toThrow(/prefix is 40 tokens, not shorter than the model's context of 32/);
   });
 
   it('vocab builds a vocabulary from the corpus', async () => {
