@@ -1,0 +1,157 @@
+// Fused causal self-attention (forward + backward) with GPT-2's causal and key-padding masks and a KV cache: o = softmax(q·kᵀ·scale + masks)·v.
+
+import { defineOp } from '../autograd.js';
+import {
+  ATTENTION_ROW_INFO_WGSL,
+  MAX_HEAD_SIZE,
+  attentionBackwardKeyWGSL,
+  attentionBackwardQueryWGSL,
+  attentionForwardWGSL,
+  attentionBlock,
+  attentionTile,
+  type AttentionVariant,
+  type KeyPadding,
+} from '../../kernels/attention.js';
+import { Kernel } from '../gpu/kernel.js';
+import { runtime } from '../gpu/runtime.js';
+import { empty, type Tensor } from '../tensor.js';
+import { dispatch, expectDtype, fmt, grid1d, kernelCache } from './util.js';
+
+type Key = `${number}:${number}:${number}:${number}:${KeyPadding}`;
+const variantOf = (key: Key): AttentionVariant => {
+  const [hs4, lanes, per, tile, padding] = key.split(':') as [string, string, string, string, KeyPadding];
+  return { hs4: Number(hs4), lanes: Number(lanes), per: Number(per), tile: Number(tile), padding };
+};
+const forwardKernel = kernelCache<Key>('attention_forward', (key) => attentionForwardWGSL(variantOf(key)));
+const dqKernel = kernelCache<Key>('attention_backward_dq', (key) => attentionBackwardQueryWGSL(variantOf(key)));
+const dkvKernel = kernelCache<Key>('attention_backward_dkv', (key) => attentionBackwardKeyWGSL(variantOf(key)));
+const rowInfoKernel = new Kernel('attention_backward_rows', ATTENTION_ROW_INFO_WGSL);
+
+/** Sizes shared by every launch (legend in kernels/attention.ts). */
+interface Options {
+  B: number;
+  NH: number;
+  T: number;
+  S: number;
+  HS: number;
+  scale: number;
+  padding: KeyPadding;
+}
+
+/** The variant, Params and grid of a kernel whose workgroups own blocks of rows along `n` (T for forward/dq, S for dk/dv). */
+function launch({ B, NH, T, S, HS, scale, padding }: Options, n: number): { key: Key; params: Record<string, number>; grid: [number, number] } {
+  const hs4 = Math.ceil(HS / 4);
+  const { lanes, per } = attentionBlock(n, hs4);
+  const tile = attentionTile(hs4, runtime().limits.maxComputeWorkgroupStorageSize);
+  const blocks = Math.ceil(n / (lanes * per));
+  return {
+    key: `${hs4}:${lanes}:${per}:${tile}:${padding}`,
+    params: { BH: B * NH, NH, T, S, HS, P: S - T, blocks, scale },
+    grid: grid1d(blocks * B * NH, 1),
+  };
+}
+
+function shapes(q: Tensor, k: Tensor, pad: Tensor | undefined): string {
+  return `q${fmt(q)} k${fmt(k)}${pad ? ` keyPadding${fmt(pad)}` : ''}`;
+}
+
+// Inputs: [q, k, v] or [q, k, v, keyPadding].
+const attentionOp = defineOp<Tensor[], Options>({
+  name: 'causal_attention',
+  forward([q, k, v, pad], opts, save) {
+    const { B, NH, T, HS } = opts;
+    const o = empty([B, NH, T, HS], 'f32', 'attention');
+    // (m, l) per query row: the softmax max and normaliser, all the backward needs to rebuild p.
+    const stats = empty([B, NH, T, 2], 'f32', 'attention_stats');
+    const { key, params, grid } = launch(opts, T);
+    dispatch(forwardKernel(key), {
+      buffers: [q!.range, k!.range, v!.range, ...(pad ? [pad.range] : []), o.range, stats.range],
+      params,
+      grid,
+      label: `causalAttention ${shapes(q!, k!, pad)}`,
+    });
+    save(stats);
+    return o;
+  },
+  // Per (b, h), query t and key j, with x_tj the masked score (kernels/attention.ts) and p_t = softmax_j(x_t):
+  //   o_t = Σ_j p_tj v_j                       =>  dv_j = Σ_t p_tj do_t                        (every pair with p > 0)
+  //   dp_tj = do_t · v_j,  D_t = Σ_j p_tj dp_tj = do_t · o_t,  dx_tj = p_tj (dp_tj - D_t)      (softmax backward)
+  //   x_tj = s_tj + const when j <= P + t (padded keys too: d(s + MIN)/ds = 1), and MIN regardless of s when
+  //   j > P + t (torch.where passes no gradient), so ds_tj = dx_tj for j <= P + t and 0 otherwise;
+  //   s_tj = scale q_t · k_j                   =>  dq_t = scale Σ_j ds_tj k_j,   dk_j = scale Σ_t ds_tj q_t.
+  // keyPadding is a constant: no gradient.
+  backward(g, { inputs: [q, k, v, pad], options: opts, out, saved: [stats], needsGrad }) {
+    const { B, NH, T, S, HS } = opts;
+    const label = shapes(q!, k!, pad);
+    const info = empty([B, NH, T, 4], 'f32', 'attention_row_info');
+    dispatch(rowInfoKernel, {
+      buffers: [stats!.range, out.range, g.range, info.range],
+      params: { rows: B * NH * T, HS },
+      grid: grid1d(B * NH * T, 64),
+      label: `causalAttention_backward rows ${label}`,
+    });
+    const common = [q!.range, k!.range, v!.range, ...(pad ? [pad.range] : []), g.range, info.range];
+    let dq: Tensor | null = null;
+    if (needsGrad[0]) {
+      dq = empty(q!.shape, 'f32', 'attention_dq');
+      const { key, params, grid } = launch(opts, T);
+      dispatch(dqKernel(key), { buffers: [...common, dq.range], params, grid, label: `causalAttention_backward dq ${label}` });
+    }
+    let dk: Tensor | null = null;
+    let dv: Tensor | null = null;
+    if (needsGrad[1] || needsGrad[2]) {
+      // One kernel makes both (they share every score); the one nobody asked for is dropped.
+      dk = empty([B, NH, S, HS], 'f32', 'attention_dk');
+      dv = empty([B, NH, S, HS], 'f32', 'attention_dv');
+      const { key, params, grid } = launch(opts, S);
+      dispatch(dkvKernel(key), { buffers: [...common, dk.range, dv.range], params, grid, label: `causalAttention_backward dk/dv ${label}` });
+      if (!needsGrad[1]) {
+        dk.dispose();
+        dk = null;
+      }
+      if (!needsGrad[2]) {
+        dv.dispose();
+        dv = null;
+      }
+    }
+    info.dispose();
+    return pad ? [dq, dk, dv, null] : [dq, dk, dv];
+  },
+});
+
+/**
+ * o = softmax(q·kᵀ·scale + masks)·v per (batch, head). q: [B,NH,T,HS]; k, v: [B,NH,S,HS] with S >= T; the T queries
+ * sit at absolute positions P..P+T-1 with P = S - T (the first P keys are the KV cache). keyPadding: optional [B,S]
+ * (f32 or i32; 1 = real token, 0 = padding). scale defaults to 1/sqrt(HS). Returns [B,NH,T,HS].
+ *
+ * The masks are Hugging Face GPT-2's (transformers 4.36, f32), reproduced exactly: query t sees keys j <= P + t that
+ * are real. A query that sees no real key (a padded position under left padding) gets HF's answer, the plain average
+ * of v over the keys that are masked exactly once (the padded ones it may see and the real ones after it), never NaN.
+ * Gradients follow HF's autograd; keyPadding gets none. Fused and flash-style: the [T, S] scores never reach memory.
+ */
+export function causalAttention(q: Tensor, k: Tensor, v: Tensor, options: { keyPadding?: Tensor; scale?: number } = {}): Tensor {
+  const { keyPadding: pad, scale } = options;
+  expectDtype('causalAttention', 'f32', { q, k, v });
+  const what = `q${fmt(q)}, k${fmt(k)}, v${fmt(v)}`;
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
+    throw new RangeError(`causalAttention: q, k and v must be 4-d [B,NH,T,HS] and [B,NH,S,HS], got ${what}`);
+  }
+  const [B, NH, T, HS] = q.shape as [number, number, number, number];
+  const S = k.shape[2]!;
+  if (k.shape[0] !== B || k.shape[1] !== NH || k.shape[3] !== HS || v.shape.join() !== k.shape.join()) {
+    throw new RangeError(`causalAttention: k and v must both be [B,NH,S,HS] = [${B},${NH},S,${HS}] to match q, got ${what}`);
+  }
+  if (S < T) throw new RangeError(`causalAttention: k and v need S >= T keys (the last T are the queries' own), got ${what}`);
+  if (HS < 1 || HS > MAX_HEAD_SIZE) {
+    throw new RangeError(`causalAttention: head size HS = ${HS} is not supported (1 <= HS <= ${MAX_HEAD_SIZE}), got ${what}`);
+  }
+  if (pad) {
+    if (pad.dtype !== 'f32' && pad.dtype !== 'i32') throw new TypeError(`causalAttention: keyPadding must be f32 or i32, got ${pad.dtype} ${fmt(pad)}`);
+    if (pad.ndim !== 2 || pad.shape[0] !== B || pad.shape[1] !== S) {
+      throw new RangeError(`causalAttention: keyPadding must be [B,S] = [${B},${S}], got ${fmt(pad)} for ${what}`);
+    }
+  }
+  if (scale !== undefined && !Number.isFinite(scale)) throw new RangeError(`causalAttention: scale must be a finite number, got ${scale}`);
+  const opts: Options = { B, NH, T, S, HS, scale: scale ?? 1 / Math.sqrt(HS), padding: pad ? (pad.dtype as 'f32' | 'i32') : 'none' };
+  return attentionOp(pad ? [q, k, v, pad] : [q, k, v], opts);
+}
