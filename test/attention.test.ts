@@ -116,6 +116,8 @@ describe('causalAttention with keyPadding', () => {
     const keys = [...Array.from({ length: 11 }, (_, j) => j), 37, 38, 39];
     const mean = Array.from({ length: c.HS }, (_, d) => keys.reduce((s, j) => s + v[(bh * S + j) * c.HS + d]!, 0) / keys.length);
     expectClose(got.subarray((bh * S + 10) * c.HS, (bh * S + 11) * c.HS), mean, FWD, 'uniform row');
+    // Past one block of 64 queries, keys beyond the block's causal reach still count for its uniform rows.
+    await checkForward({ B: 2, NH: 1, T: 150, S: 150, HS: 7, pad: padding(150, [[0, 150], [100, 50]]) }, 17);
     // A batch row with no real token at all: every query averages the keys it may see.
     await checkForward({ B: 1, NH: 1, T: 9, S: 9, HS: 5, pad: padding(9, [[9, 0]]), padDtype: 'i32' }, 14);
   });
@@ -146,17 +148,18 @@ describe('causalAttention with keyPadding', () => {
 describe('causalAttention incremental decoding', () => {
   it('the last row of a full T = 16 call equals a T = 1 call with the first 15 keys as cache', async () => {
     for (const pad of [undefined, padding(16, [[0, 16], [4, 12]])]) {
-      const full: Case = { B: 2, NH: 3, T: 16, S: 16, HS: 32, ...(pad ? { pad } : {}) };
+      const full: Case = { B: 2, NH: 3, T: 16, S: 16, HS: 16, ...(pad ? { pad } : {}) };
       const step: Case = { ...full, T: 1 };
       const { q, k, v } = inputs(full, 31);
       const fullTs = gpuAttention(full, q, k, v);
       const o = await values(run(full, fullTs));
-      const lastQ = new Float64Array(2 * 3 * 32);
-      for (let bh = 0; bh < 6; bh++) lastQ.set(q.subarray((bh * 16 + 15) * 32, (bh * 16 + 16) * 32), bh * 32);
+      const HS = full.HS;
+      const lastQ = new Float64Array(6 * HS);
+      for (let bh = 0; bh < 6; bh++) lastQ.set(q.subarray((bh * 16 + 15) * HS, (bh * 16 + 16) * HS), bh * HS);
       const stepTs = gpuAttention(step, lastQ, k, v);
       const last = await values(run(step, stepTs));
       for (let bh = 0; bh < 6; bh++) {
-        expectClose(last.subarray(bh * 32, (bh + 1) * 32), o.subarray((bh * 16 + 15) * 32, (bh * 16 + 16) * 32), { atol: 1e-6, rtol: 1e-6 }, `bh ${bh}`);
+        expectClose(last.subarray(bh * HS, (bh + 1) * HS), o.subarray((bh * 16 + 15) * HS, (bh * 16 + 16) * HS), { atol: 1e-6, rtol: 1e-6 }, `bh ${bh}`);
       }
       for (const t of [...fullTs, ...stepTs]) t.dispose();
     }
@@ -166,11 +169,11 @@ describe('causalAttention incremental decoding', () => {
 describe('causalAttention backward', () => {
   // Finite differences of the float64 forward: the oracle, wherever every row has a real key in view.
   const cases: Case[] = [
-    { B: 1, NH: 3, T: 6, S: 6, HS: 5 },
+    { B: 1, NH: 3, T: 6, S: 6, HS: 7 },
     { B: 2, NH: 1, T: 3, S: 8, HS: 4 },
-    { B: 1, NH: 1, T: 40, S: 40, HS: 3 },
+    { B: 1, NH: 1, T: 70, S: 75, HS: 3 },
     { B: 1, NH: 1, T: 1, S: 9, HS: 8 },
-    { B: 2, NH: 1, T: 7, S: 7, HS: 6, pad: padding(7, [[0, 7], [0, 4]]) },
+    { B: 2, NH: 1, T: 7, S: 7, HS: 7, pad: padding(7, [[0, 7], [0, 4]]) },
     { B: 2, NH: 2, T: 4, S: 9, HS: 3, pad: padding(9, [[0, 6], [1, 8]]), padDtype: 'i32', scale: 0.6 },
   ];
   for (const c of cases) {
@@ -195,8 +198,9 @@ describe('causalAttention backward', () => {
   it('left padding: matches the gradients HF autograd takes through uniform rows', async () => {
     // Finite differences see nothing through a uniform row (its inputs are all MIN), but torch's autograd passes
     // ds = p (dp - D) to the padded keys such a row may see: the analytic reference reproduces that.
-    const S = 37;
-    const c: Case = { B: 3, NH: 2, T: 20, S, HS: 9, pad: padding(S, [[0, 37], [25, 12], [36, 1]]) };
+    // S > 64 keys: the second block of keys also takes dv from uniform rows that no key of it is visible to.
+    const S = 90;
+    const c: Case = { B: 3, NH: 2, T: 80, S, HS: 7, pad: padding(S, [[0, 90], [75, 15], [89, 1]]) };
     const { q, k, v } = inputs(c, 51);
     const g = f32(rand(numel([c.B, c.NH, c.T, c.HS]), 52));
     const ts = gpuAttention(c, q, k, v, true);

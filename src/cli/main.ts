@@ -20,7 +20,7 @@ commands:
   eval                 perplexity of a model on a corpus (eval.py flags)
   vocab                build a vocab.txt from a corpus (make_vocab.py flags)
   info                 show the WebGPU adapter, its features and limits
-  demo [--steps N]     train a tiny MLP on the GPU and print its loss falling (default 300 steps)
+  demo [--steps N]     train a small GPT-2 on the bundled Song-ci poems, then write some (--mlp: an MLP instead)
 
 Every command takes --help. Flags are kebab-case; GPT2-Chinese's underscore spellings work too.
 
