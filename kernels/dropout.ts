@@ -4,6 +4,8 @@
 // which regenerates the same mask. Grid: n invocations, 256 per workgroup, 2-D (i = gid.y * nwg.x * 256 + gid.x).
 // Reference: test/reference/rows.ts (dropoutBits, the same hash on the CPU).
 
+import { MIX32_WGSL } from './hash.js';
+
 /**
  * bits(seed, i) = mix32(mix32(i) ^ seed), mix32 = "lowbias32" (Chris Wellons' hash-prospector: xorshift-multiply
  * rounds with full avalanche, bias ~0.17). Hashing i before the seed is xored in keeps two seeds from giving
@@ -12,21 +14,14 @@
  *   y_i = keep_i ? x_i * scale : 0,   scale = 1 / (1 - p) (rounded to f32 once, on the CPU).
  * Bindings: x [n], y [n].
  */
+
 export const DROPOUT_WGSL = /* wgsl */ `
 struct Params { n: u32, seed: u32, threshold: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;            // [n]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;      // [n]
 
-fn mix32(v: u32) -> u32 {
-  var h = v;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
-}
+${MIX32_WGSL}
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

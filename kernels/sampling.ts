@@ -41,6 +41,8 @@
 // cannot unroll it. lavapipe unrolls such loops, barriers and all, and then needs twice the CPU time (~8.5 s,
 // not ~4 s) to build these three kernels; unrolling gains nothing here at run time.
 
+import { MIX32_WGSL } from './hash.js';
+
 /** Most top-k survivors sorted in workgroup memory (keys + ids: 8 KiB); more go through the bisection. */
 export const SORT_CAPACITY = 1024;
 
@@ -421,16 +423,8 @@ ${scanWGSL('f32')}
 
 var<workgroup> winner: atomic<u32>;
 
-/** lowbias32 (as in kernels/dropout.ts); u = top 24 bits of hash(seed, step, row) / 2^24, exact in f32, in [0, 1). */
-fn mix32(v: u32) -> u32 {
-  var h = v;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
-}
+${MIX32_WGSL}
+/** u = top 24 bits of hash(seed, step, row) / 2^24, exact in f32, in [0, 1). */
 fn draw_u(row: u32) -> f32 {
   return f32(mix32(mix32(mix32(p.seed) ^ p.step) ^ row) >> 8u) / 16777216.0;
 }

@@ -1,5 +1,6 @@
 // Float64 CPU references for the row-wise ops (softmax, log-softmax, cross-entropy, layer norm) and dropout's mask hash.
 
+import { mix32 } from './hash.js';
 import { binary } from './elementwise.js';
 
 /** Softmax over the last axis (length C) of x + mask, mask broadcast to x's shape; max-subtracted in float64. */
@@ -71,15 +72,6 @@ export function layerNorm(x: Float64Array, C: number, weight: Float64Array | nul
 
 /** kernels/dropout.ts's hash on the CPU: the 32 random bits that decide element i under `seed`. */
 export function dropoutBits(seed: number, i: number): number {
-  const mix32 = (v: number): number => {
-    let h = v >>> 0;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x7feb352d);
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x846ca68b);
-    h ^= h >>> 16;
-    return h >>> 0;
-  };
   return mix32(mix32(i) ^ seed);
 }
 

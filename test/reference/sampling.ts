@@ -5,6 +5,7 @@
 // draw are float64. The tie order of the sorts (torch.sort is not stable) is the one sampleNext defines:
 // equal scores ordered by id, lower first, when sorting descending.
 
+import { mix32 } from './hash.js';
 export interface ReferenceOptions {
   temperature?: number;
   topK?: number;
@@ -14,17 +15,6 @@ export interface ReferenceOptions {
   history?: ArrayLike<number>;
   banIds?: readonly number[];
   mode?: 'hf' | 'gpt2-chinese';
-}
-
-/** lowbias32 (Chris Wellons' hash-prospector), as in the WGSL. */
-function mix32(v: number): number {
-  let h = v >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** u = top 24 bits of hash(seed, step, row) / 2^24: the draw's uniform number in [0, 1). */
