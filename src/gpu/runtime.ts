@@ -55,6 +55,9 @@ export class Runtime {
   private readonly pipelinesByCode = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly staging = new Map<number, GPUBuffer[]>();
+  /** Upload staging buffers by size, free to write, and those the unsubmitted encoder copies from. */
+  private readonly uploads = new Map<number, GPUBuffer[]>();
+  private uploadsInFlight: GPUBuffer[] = [];
   /** Error scopes still to be read, each with what it covered. */
   private checks: Promise<GpuError | null>[] = [];
   private pendingError: GpuError | null = null;
@@ -137,19 +140,25 @@ export class Runtime {
     dst.buf.lastUse = this.epoch;
   }
 
-  /** Uploads CPU data. If recorded-but-unsubmitted commands use the buffer, they are submitted first
-   *  so the upload (which the queue runs before any later submit) cannot overtake them. */
+  /**
+   * Uploads CPU data. queue.writeBuffer runs before the next submit, so it would overtake commands already
+   * recorded (but not submitted) that use the same buffer. In that case the data goes into a staging buffer
+   * the pending encoder does not touch, and a copy is recorded in order: an upload never splits a step.
+   */
   write(dst: BufferRange, data: ArrayBufferView): void {
     this.throwPending();
-    if (dst.buf.lastUse === this.epoch && this.encoder) this.flush();
-    const bytes = data.byteLength;
-    if (bytes % 4 === 0) {
-      this.device.queue.writeBuffer(dst.buf.buffer, dst.offset, data.buffer, data.byteOffset, bytes);
-    } else {
-      const padded = new Uint8Array(align4(bytes));
-      padded.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
-      this.device.queue.writeBuffer(dst.buf.buffer, dst.offset, padded);
+    const bytes = align4(data.byteLength);
+    const src = bytes === data.byteLength ? data : padTo4(data);
+    if (!(dst.buf.lastUse === this.epoch && this.encoder)) {
+      this.device.queue.writeBuffer(dst.buf.buffer, dst.offset, src.buffer, src.byteOffset, bytes);
+      return;
     }
+    const size = Math.max(16, bytes);
+    const staging = this.uploads.get(size)?.pop() ?? this.device.createBuffer({ size, usage: 0x04 /* COPY_SRC */ | 0x08 /* COPY_DST */, label: 'upload' });
+    this.device.queue.writeBuffer(staging, 0, src.buffer, src.byteOffset, bytes);
+    this.endPass();
+    this.commandEncoder().copyBufferToBuffer(staging, 0, dst.buf.buffer, dst.offset, bytes);
+    this.uploadsInFlight.push(staging);
   }
 
   /** Reads a buffer range back: submits everything recorded so far, waits, returns the bytes. */
@@ -190,6 +199,13 @@ export class Runtime {
     this.checks.push(this.device.popErrorScope().then(scope), this.device.popErrorScope().then(scope));
     this.encoder = null;
     this.arenaUsed = 0;
+    // Staging buffers of this submit can take new data now: later writes are queued after it.
+    for (const b of this.uploadsInFlight) {
+      let list = this.uploads.get(b.size);
+      if (!list) this.uploads.set(b.size, (list = []));
+      list.push(b);
+    }
+    this.uploadsInFlight = [];
     this.epoch++;
     this.stats.submits++;
   }
@@ -205,8 +221,10 @@ export class Runtime {
   trim(): void {
     this.flush();
     this.pool.trim();
-    for (const list of this.staging.values()) for (const b of list) b.destroy();
-    this.staging.clear();
+    for (const map of [this.staging, this.uploads]) {
+      for (const list of map.values()) for (const b of list) b.destroy();
+      map.clear();
+    }
     this.bindGroups.clear();
   }
 
@@ -312,6 +330,13 @@ function culprits(message: string, recorded: readonly [string, string][]): strin
   if (hits.length === 0) return '';
   const shown = hits.slice(0, 5).join('; ') + (hits.length > 5 ? `; and ${hits.length - 5} more` : '');
   return `\n  ${name} was launched as: ${shown} (WEBGPU_LM_VALIDATE=1 checks each launch on its own)`;
+}
+
+/** The bytes of `data` zero-padded to a multiple of 4 (writeBuffer and copies move whole words). */
+function padTo4(data: ArrayBufferView): Uint8Array {
+  const padded = new Uint8Array(align4(data.byteLength));
+  padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return padded;
 }
 
 function align4(n: number): number {
