@@ -1,21 +1,9 @@
 // Reading a training corpus from disk (Node only): train.json (GPT2-Chinese), JSON lines, plain text, gzip; and the bundled Song-ci corpus.
 
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'fflate';
-
-/** The package root: the nearest folder above this file holding package.json (works from src and from dist). */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('webgpu-lm: cannot find the package root (package.json) above datasets/');
-    dir = up;
-  }
-  return dir;
-}
+import { packageRoot } from '../src/io/fs.js';
 
 /** Path of the bundled Song-ci corpus (21,050 poems, MIT): the default training data. */
 export function bundledCorpusPath(): string {

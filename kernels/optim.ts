@@ -7,6 +7,8 @@
 // written exactly in torch's order of operations so f32 results track torch's.
 // Reference: test/reference/optim.ts (float64).
 
+import { rowCommonWGSL } from './rows.js';
+
 const WG = 256;
 
 export const ADAMW_WGSL = /* wgsl */ `
@@ -39,11 +41,11 @@ struct Params { n: u32, offset: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;            // [n]
 @group(0) @binding(2) var<storage, read_write> partial: array<f32>; // [total workgroups over all tensors]
-var<workgroup> acc: array<f32, ${WG}>;
+${rowCommonWGSL(WG)}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let group = wid.y * nwg.x + wid.x;
+  let group = row_id(wid, nwg);
   // Each workgroup folds ${WG * 16} consecutive elements: 16 per invocation, strided for coalescing.
   let base = group * ${WG * 16}u;
   var s = 0.0;
@@ -51,13 +53,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = base + k * ${WG}u + lid;
     if (i < p.n) { s += x[i] * x[i]; }
   }
-  acc[lid] = s;
-  workgroupBarrier();
-  for (var h = ${WG / 2}u; h > 0u; h >>= 1u) {
-    if (lid < h) { acc[lid] += acc[lid + h]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { partial[p.offset + group] = acc[0]; }
+  let total = row_sum(s, lid);
+  if (lid == 0u) { partial[p.offset + group] = total; }
 }`;
 
 export const SUMSQ_CHUNK = WG * 16;
@@ -68,19 +65,14 @@ struct Params { n: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> partial: array<f32>;   // [n]
 @group(0) @binding(2) var<storage, read_write> norm: array<f32>; // [1]
-var<workgroup> acc: array<f32, ${WG}>;
+${rowCommonWGSL(WG)}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
   for (var i = lid; i < p.n; i += ${WG}u) { s += partial[i]; }
-  acc[lid] = s;
-  workgroupBarrier();
-  for (var h = ${WG / 2}u; h > 0u; h >>= 1u) {
-    if (lid < h) { acc[lid] += acc[lid + h]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { norm[0] = sqrt(acc[0]); }
+  let total = row_sum(s, lid);
+  if (lid == 0u) { norm[0] = sqrt(total); }
 }`;
 
 /** g *= min(1, max_norm / (norm + 1e-6)), reading the norm from the GPU (torch.nn.utils.clip_grad_norm_). */

@@ -34,7 +34,7 @@ export class Tensor {
   private storage: Storage | null;
   private scope: Set<Tensor> | null = null;
 
-  /** Internal: ops make tensors with empty() or fromStorage(); users call tensor()/zeros()/.... */
+  /** Internal: ops make tensors with empty() or Tensor.view(); users call tensor()/zeros()/.... */
   constructor(storage: Storage, shape: Shape, dtype: DType, requiresGrad = false) {
     this.storage = storage;
     this.shape = Object.freeze([...shape]);
@@ -116,7 +116,7 @@ export class Tensor {
 
   /** A tensor sharing this one's memory, cut off from the autograd graph. */
   detach(): Tensor {
-    return fromStorage(this, this.shape);
+    return Tensor.view(this, this.shape);
   }
 
   toString(): string {
@@ -167,10 +167,6 @@ export function empty(shape: Shape, dtype: DType = 'f32', label = 'tensor'): Ten
   const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
   const buf = runtime().pool.acquire(bytes, label);
   return new Tensor(new Storage(buf, Math.max(4, bytes)), shape, dtype);
-}
-
-function fromStorage(src: Tensor, shape: Shape): Tensor {
-  return Tensor.view(src, shape);
 }
 
 type Nested = number | readonly Nested[];

@@ -214,6 +214,16 @@ describe('GPT-2 checkpoints', () => {
     model.dispose();
   });
 
+  it('an untied model saved without lm_head.weight starts its head from the embedding', async () => {
+    const config = { ...readJson(path.join(dir('gpt2_tiny'), 'config.json')), tie_word_embeddings: false };
+    const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));
+    const model = gpt2FromStateDict(config, weights);
+    expect(model.lm_head).not.toBeNull();
+    expect(model.namedParameters().map(([n]) => n)).toContain('lm_head.weight');
+    expect(Array.from(await model.lm_head!.weight.toArray())).toEqual(Array.from(toFloat32(weights.get('transformer.wte.weight')!)));
+    model.dispose();
+  });
+
   it('accepts bare GPT2Model names (no "transformer." prefix) and skips mask buffers', async () => {
     const config = readJson(path.join(dir('gpt2_tiny'), 'config.json'));
     const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));

@@ -2,7 +2,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../src/io/fs.js';
 import { GPT2Tokenizer, type GPT2TokenizerOptions } from './bpe.js';
 import { BertTokenizer, type BertTokenizerOptions } from './wordpiece.js';
 
@@ -15,21 +15,11 @@ const BUNDLED: Record<BundledVocab, string> = {
   gpt2: 'gpt2', // a folder: encoder.json + vocab.bpe
 };
 
-/**
- * tokenizers/data of this package. The same code runs from the TS sources (tokenizers/node.ts under vitest)
- * and from the build (dist/tokenizers/node.js), so walk up from this file to the folder holding
- * package.json, the package root in both cases, and go down from there.
- */
+/** tokenizers/data of this package (found from the package root, from the sources and from the build alike). */
 export function bundledDataDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) {
-      const data = join(dir, 'tokenizers', 'data');
-      if (!existsSync(data)) throw new Error(`bundled tokenizer data missing: ${data} does not exist`);
-      return data;
-    }
-    if (dirname(dir) === dir) throw new Error(`cannot find the package root (a folder with package.json) above ${here}`);
-  }
+  const data = join(packageRoot(), 'tokenizers', 'data');
+  if (!existsSync(data)) throw new Error(`bundled tokenizer data missing: ${data} does not exist`);
+  return data;
 }
 
 /** Path of a bundled vocabulary: a vocab .txt file, or for 'gpt2' the folder with encoder.json + vocab.bpe. */

@@ -2,6 +2,14 @@
 
 export type FlagValue = string | number | boolean;
 
+/** GPT2-Chinese's --device (CUDA devices): accepted so its scripts run unchanged; the adapter comes from WEBGPU_LM_ADAPTER. */
+export const DEVICE_FLAG: FlagSpec = {
+  name: 'device',
+  type: 'string',
+  default: '',
+  help: 'accepted for GPT2-Chinese compatibility; pick the GPU with WEBGPU_LM_ADAPTER instead',
+};
+
 export interface FlagSpec {
   /** kebab-case, e.g. 'batch-size'; `--batch_size` (GPT2-Chinese's argparse spelling) finds it as well. */
   name: string;

@@ -6,7 +6,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { buildPieces, windowStarts } from '../../datasets/gpt2_chinese.js';
+import { batchTokens, buildPieces, windowStarts } from '../../datasets/gpt2_chinese.js';
 import { readCorpus } from '../../datasets/corpus.js';
 import { bundledVocabPath, loadTokenizer } from '../../tokenizers/node.js';
 import { noGrad } from '../autograd.js';
@@ -15,11 +15,11 @@ import { atomicWriteFile } from '../io/fs.js';
 import { loadPretrained } from '../models/pretrained.js';
 import { add, mul } from '../ops/elementwise.js';
 import { tensor, tidy, type Tensor } from '../tensor.js';
-import { formatHelp, parseArgs, type FlagSpec } from './args.js';
+import { DEVICE_FLAG, formatHelp, parseArgs, type FlagSpec } from './args.js';
 import { Progress } from './progress.js';
 
 export const EVAL_FLAGS: FlagSpec[] = [
-  { name: 'device', type: 'string', default: '', help: 'accepted for GPT2-Chinese compatibility; pick the GPU with WEBGPU_LM_ADAPTER instead' },
+  DEVICE_FLAG,
   { name: 'model-config', type: 'string', default: '', help: 'accepted for compatibility: the config comes from --pretrained-model' },
   { name: 'tokenizer-path', type: 'string', default: '', help: 'vocab.txt; default: the bundled GPT2-Chinese vocab_small.txt' },
   { name: 'raw-data-path', type: 'string', default: 'data/eval.json', help: 'evaluation corpus (same formats as train)' },
@@ -52,7 +52,7 @@ export async function evaluate(argv: readonly string[], out: NodeJS.WriteStream 
     });
     const nCtx = model.config.n_positions;
     const bs = Number(f['batch-size']);
-    const windows = pieces.flatMap((p, k) => windowStarts(p.length, nCtx, Number(f.stride)).map((s) => [k, s] as const));
+    const windows = pieces.flatMap((p, k) => windowStarts(p.length, nCtx, Number(f.stride)).map((s): [number, number] => [k, s]));
     const batches = Math.floor(windows.length / bs);
     if (batches === 0) throw new Error(`eval: ${windows.length} windows of ${nCtx} tokens, fewer than one batch of ${bs}`);
     const progress = new Progress(batches, { stream: out, label: 'eval' });
@@ -60,8 +60,7 @@ export async function evaluate(argv: readonly string[], out: NodeJS.WriteStream 
     let total: Tensor | null = null;
     const perBatch = bs * (nCtx - 1);
     for (let b = 0; b < batches; b++) {
-      const ids = new Int32Array(bs * nCtx);
-      windows.slice(b * bs, (b + 1) * bs).forEach(([k, s], row) => ids.set(pieces[k]!.subarray(s, s + nCtx), row * nCtx));
+      const ids = batchTokens(pieces, { windows: windows.slice(b * bs, (b + 1) * bs) }, nCtx);
       const prev: Tensor | null = total;
       total = noGrad(() =>
         tidy(() => {

@@ -14,10 +14,10 @@ import { generate } from '../generate/generate.js';
 import { init } from '../gpu/runtime.js';
 import type { GPT2LMHeadModel } from '../models/gpt2.js';
 import { loadPretrained } from '../models/pretrained.js';
-import { formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
+import { DEVICE_FLAG, formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
 
 const SAMPLING_FLAGS: FlagSpec[] = [
-  { name: 'device', type: 'string', default: '', help: 'accepted for GPT2-Chinese compatibility; pick the GPU with WEBGPU_LM_ADAPTER instead' },
+  DEVICE_FLAG,
   { name: 'length', type: 'int', default: -1, help: 'tokens to generate per sample (-1 = n_ctx)' },
   { name: 'temperature', type: 'float', default: 1, help: 'divide the logits by this (0 = greedy)' },
   { name: 'topk', type: 'int', default: 8, help: 'keep the k most likely tokens (0 = off)' },

@@ -11,16 +11,17 @@ import { init } from '../gpu/runtime.js';
 import { atomicWriteFile } from '../io/fs.js';
 import { GPT2LMHeadModel, gpt2Config, type GPT2Config } from '../models/gpt2.js';
 import { GPT2_PRESETS } from '../models/presets.js';
+import { manualSeed } from '../random.js';
 import { loadPretrained } from '../models/pretrained.js';
 import { findCheckpoint, loadCheckpoint, restoreOptimizer, saveCheckpoint } from '../train/checkpoint.js';
 import { lossCurveCsv, lossCurveSvg, type CurvePoint } from '../train/curve.js';
 import { GPT2_CHINESE_TRAIN_DEFAULTS, Trainer, type TrainOptions } from '../train/trainer.js';
-import { formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
+import { DEVICE_FLAG, formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
 import { Progress } from './progress.js';
 
 /** GPT2-Chinese train.py's flags and defaults (gpt2-chinese-features.md §1), plus ours at the end. */
 export const TRAIN_FLAGS: FlagSpec[] = [
-  { name: 'device', type: 'string', default: '', help: 'accepted for GPT2-Chinese compatibility; pick the GPU with WEBGPU_LM_ADAPTER instead' },
+  DEVICE_FLAG,
   { name: 'model-config', type: 'string', default: 'small', help: 'model config: a config.json path or a preset (base, small, test, tiny, mini)' },
   { name: 'tokenizer-path', type: 'string', default: '', help: 'vocab.txt (WordPiece) or a BPE folder; default: the bundled GPT2-Chinese vocab_small.txt' },
   { name: 'raw-data-path', type: 'string', default: '', help: 'corpus: train.json (JSON array of articles), .jsonl, .txt, optionally .gz; default: the bundled Song-ci corpus' },
@@ -144,7 +145,6 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   if (resumed) model = resumed.model;
   else if (f['pretrained-model']) model = await loadPretrained(String(f['pretrained-model']));
   else {
-    const { manualSeed } = await import('../random.js');
     manualSeed(Number(f.seed));
     model = new GPT2LMHeadModel(gpt2Config(await modelConfig(String(f['model-config']))));
   }

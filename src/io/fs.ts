@@ -1,8 +1,23 @@
-// Node-only file helpers for weights and checkpoints; the one file in src/io that imports node:*.
+// Node-only file helpers for weights, checkpoints and bundled data; the one file in src/io that imports node:*.
 
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The package root: the nearest folder above this file that holds package.json. The same code runs from
+ * the TS sources (src/io/fs.ts under vitest) and from the build (dist/src/io/fs.js), and bundled data
+ * (tokenizers/data, datasets/data) is found from here in both cases.
+ */
+export function packageRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`webgpu-lm: cannot find the package root (a folder with package.json) above ${here}`);
+  }
+}
 
 /** Reads a whole file as a plain Uint8Array (not a Buffer, whose slice() is a view where Uint8Array's copies). */
 export async function readBytes(path: string): Promise<Uint8Array> {

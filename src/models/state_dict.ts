@@ -49,9 +49,10 @@ export function gpt2FromStateDict(config: Partial<GPT2Config>, weights: Readonly
       target.upload(toFloat32(host));
       loaded.add(name);
     }
-    if (!cfg.tie_word_embeddings && !loaded.has('lm_head.weight') && weights.has(prefixed('wte.weight', weights))) {
+    const wte = weights.get('transformer.wte.weight') ?? weights.get('wte.weight');
+    if (!cfg.tie_word_embeddings && !loaded.has('lm_head.weight') && wte) {
       // An untied model saved without its head: start the head from the embedding, as a tied one would be.
-      targets.get('lm_head.weight')!.upload(toFloat32(weights.get(prefixed('wte.weight', weights))!));
+      targets.get('lm_head.weight')!.upload(toFloat32(wte));
       loaded.add('lm_head.weight');
     }
     const missing = [...targets.keys()].filter((n) => !loaded.has(n) && !(n === 'wpe.weight' && cfg.position_embedding_type === 'sinusoidal'));
@@ -63,11 +64,6 @@ export function gpt2FromStateDict(config: Partial<GPT2Config>, weights: Readonly
     model.dispose();
     throw e;
   }
-}
-
-/** The stored name of a canonical one: with "transformer." if the checkpoint uses that prefix. */
-function prefixed(name: string, weights: ReadonlyMap<string, HostTensor>): string {
-  return weights.has(`transformer.${name}`) ? `transformer.${name}` : name;
 }
 
 /**
