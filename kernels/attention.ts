@@ -15,6 +15,11 @@
 // enters as NEG_BIG = -FLT_MAX, class C is skipped. The forward saves per query row (m, l) = (max x, Σ exp(x - m))
 // and p = exp(x - m) / l reproduces both kinds of row; m = NEG_BIG marks a uniform row.
 //
+// Attention dropout (training, HF's attn_dropout on the probabilities): o_t = Σ_j p_tj·z_tj·v_j with z_tj = 1/(1-pdrop)
+// when the pair is kept and 0 when dropped. z is a pure function of (seed, flat index (bh·T + t)·S + j of the
+// [B,NH,T,S] probabilities), with kernels/dropout.ts's hash, so the backward regenerates it. Only the value product
+// sees z: m, l (the softmax itself) and D = do·o (= Σ_j p_j·dp_j with dp_j = z_j·do·v_j) are unchanged.
+//
 // Threads: a workgroup owns a block of LANES·R rows of one bh (queries in the forward and dq kernels, keys in the
 // dk/dv kernel); invocation li owns rows li, li + LANES, ..., li + (R-1)·LANES of it and keeps their vectors in
 // registers as HS4 = ceil(HS / 4) vec4s (past HS they hold 0). The other side streams through workgroup memory in
@@ -24,6 +29,7 @@
 // Reference: test/reference/attention.ts (float64, the same classes, and HF's autograd for the backward).
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { MIX32_WGSL } from './hash.js';
 
 /** The largest head size the kernels accept (each invocation keeps several HS-long rows in registers). */
 export const MAX_HEAD_SIZE = 256;
@@ -42,6 +48,8 @@ export interface AttentionVariant {
   tile: number;
   /** dtype of keyPadding, or 'none' when every key is real. */
   padding: KeyPadding;
+  /** Whether probabilities go through dropout (Params seed, threshold, keep_scale). */
+  dropout: boolean;
 }
 
 /**
@@ -65,10 +73,10 @@ export function attentionTile(hs4: number, workgroupBytes: number): number {
 }
 
 /** Params, constants and helpers every attention kernel shares. Binding 4 is keyPadding where there is one. */
-function common({ hs4, lanes, per, tile, padding }: AttentionVariant): string {
+function common({ hs4, lanes, per, tile, padding, dropout }: AttentionVariant): string {
   const padded = padding !== 'none';
   return wgsl`
-struct Params { BH: u32, NH: u32, T: u32, S: u32, HS: u32, P: u32, blocks: u32, scale: f32 }
+struct Params { BH: u32, NH: u32, T: u32, S: u32, HS: u32, P: u32, blocks: u32, scale: f32, seed: u32, threshold: u32, keep_scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 #if ${padded}
 @group(0) @binding(4) var<storage, read> pad: array<${padding}>;   // [B, S]
@@ -88,6 +96,20 @@ fn key_is_real(b: u32, j: u32) -> bool {
   return pad[b * p.S + j] != ${padding === 'f32' ? '0.0' : '0'};
 #else
   return true;
+#endif
+}
+
+#if ${dropout}
+${MIX32_WGSL}
+#endif
+
+/** z of pair (t, j) of bh (file header): keep_scale = 1/(1-pdrop) if kept, 0 if dropped; 1 without dropout. */
+fn kept(bh: u32, t: u32, j: u32) -> f32 {
+#if ${dropout}
+  let i = (bh * p.T + t) * p.S + j;
+  return select(0.0, p.keep_scale, mix32(mix32(i) ^ p.seed) >= p.threshold);
+#else
+  return 1.0;
 #endif
 }
 
@@ -130,8 +152,8 @@ fn stage_keys(bh: u32, b: u32, j0: u32, kmax: u32, li: u32) {
  * Forward. Workgroup: BLOCK queries t0.. of one bh. Each invocation holds its R queries and their running (m, l, acc)
  * of online softmax; key tiles j0 = 0, TILE, ... stream K and V through workgroup memory. Per tile, with x_c the
  * masked input of key j0 + c (class C left out):
- *   m' = max(m, max_c x_c),  alpha = exp(m - m'),  l = l·alpha + Σ_c exp(x_c - m'),  acc = acc·alpha + Σ_c exp(x_c - m') v_c
- * then o = acc / l. Keys from kmax = P + min(T, t0 + BLOCK) on are causally hidden from the whole block, so the loop
+ *   m' = max(m, max_c x_c),  alpha = exp(m - m'),  l = l·alpha + Σ_c exp(x_c - m'),  acc = acc·alpha + Σ_c exp(x_c - m') z_c v_c
+ * then o = acc / l (z_c = 1 without dropout). Keys from kmax = P + min(T, t0 + BLOCK) on are causally hidden from the whole block, so the loop
  * stops there; only a uniform row (no class A key, see the file header) also needs them, as class B when real.
  * Bindings: q [B,NH,T,HS], k, v [B,NH,S,HS], (padding) keyPadding [B,S], o [B,NH,T,HS], stats [B,NH,T] of (m, l).
  */
@@ -199,6 +221,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let visible = j0 + c <= p.P + t0 + li + r * LANES;
         e[r] = select(0.0, exp(x[r][c] - m_new[r]), visible || Rs[c] == 1u);   // class C weighs 0
         l[r] += e[r];
+        e[r] *= kept(bh, t0 + li + r * LANES, j0 + c);
       }
       for (var d = 0u; d < HS4; d++) {
         let vd = Vs[c * HS4 + d];
@@ -218,7 +241,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       for (var j = kmax; j < p.S; j++) {
         if (key_is_real(b, j)) {
           l[r] += 1.0;
-          for (var d = 0u; d < p.HS; d++) { acc[r][d / 4u][d % 4u] += v[(bh * p.S + j) * p.HS + d]; }
+          let z = kept(bh, t, j);
+          for (var d = 0u; d < p.HS; d++) { acc[r][d / 4u][d % 4u] += z * v[(bh * p.S + j) * p.HS + d]; }
         }
       }
     }
@@ -258,7 +282,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * Backward, step 2: dq. Workgroup: BLOCK queries of one bh, as in the forward; each invocation holds its R queries'
  * q, do, (m, l, D) and dq. Only keys j <= P + t get a gradient (torch.where blocks the rest), so key tiles stop at
  * kmax, as in the forward. For those keys x_j = s_j (real) or NEG_BIG (padded) and
- *   p_j = exp(x_j - m) / l,   ds_j = p_j (do·v_j - D),   dq = scale Σ_j ds_j k_j.
+ *   p_j = exp(x_j - m) / l,   ds_j = p_j (z_j do·v_j - D),   dq = scale Σ_j ds_j k_j.
  * Bindings: q [B,NH,T,HS], k, v [B,NH,S,HS], (padding) keyPadding [B,S], do [B,NH,T,HS], info [B,NH,T],
  * dq [B,NH,T,HS].
  */
@@ -313,8 +337,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       for (var r = 0u; r < R; r++) {
         let s = (s4[r].x + s4[r].y + s4[r].z + s4[r].w) * p.scale;
         let pr = exp(select(NEG_BIG, s, Rs[c] == 1u) - st[r].x) / st[r].y;
-        let visible = j0 + c <= p.P + t0 + li + r * LANES;
-        ds[r] = select(0.0, pr * ((g4[r].x + g4[r].y + g4[r].z + g4[r].w) - st[r].z), visible);
+        let t = t0 + li + r * LANES;
+        let dp = (g4[r].x + g4[r].y + g4[r].z + g4[r].w) * kept(bh, t, j0 + c);
+        ds[r] = select(0.0, pr * (dp - st[r].z), j0 + c <= p.P + t);
       }
       for (var d = 0u; d < HS4; d++) {
         let kd = Ks[c * HS4 + d];
@@ -336,7 +361,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * they are real, and their dk, dv. Query tiles stream q, do and info through workgroup memory, from
  * tmin = max(0, j0 - P), the first query that may see a key of this block. For query t, with x = s (class A) or
  * NEG_BIG (class B), class C left out:
- *   p = exp(x - m_t) / l_t,   dv += p do_t,   ds = p (do_t·v_j - D_t) if j <= P + t else 0,   dk += scale ds q_t.
+ *   p = exp(x - m_t) / l_t,   dv += p z do_t,   ds = p (z do_t·v_j - D_t) if j <= P + t else 0,   dk += scale ds q_t.
  * Queries before tmin see none of these keys: they add only to dv, and only when the row is uniform (m_t = NEG_BIG)
  * and the key real (class B, p = 1 / l_t); that tail reads global memory directly.
  * Bindings: q [B,NH,T,HS], k, v [B,NH,S,HS], (padding) keyPadding [B,S], do [B,NH,T,HS], info [B,NH,T],
@@ -417,20 +442,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           g4[r] += gd * vr[r][d];
         }
       }
-      var pr: array<f32, R>;
+      var pz: array<f32, R>;   // p z: what v_j weighed in o_t
       var ds: array<f32, R>;
       for (var r = 0u; r < R; r++) {
-        let visible = j0 + li + r * LANES <= p.P + t;
+        let j = j0 + li + r * LANES;
+        let visible = j <= p.P + t;
         let s = (s4[r].x + s4[r].y + s4[r].z + s4[r].w) * p.scale;
         let x = select(NEG_BIG, s, visible && real[r]);
-        pr[r] = select(0.0, exp(x - st.x) / st.y, visible || real[r]);
-        ds[r] = select(0.0, pr[r] * ((g4[r].x + g4[r].y + g4[r].z + g4[r].w) - st.z), visible);
+        let pr = select(0.0, exp(x - st.x) / st.y, visible || real[r]);
+        let z = kept(bh, t, j);
+        pz[r] = pr * z;
+        ds[r] = select(0.0, pr * ((g4[r].x + g4[r].y + g4[r].z + g4[r].w) * z - st.z), visible);
       }
       for (var d = 0u; d < HS4; d++) {
         let qd = Qs[c * HS4 + d];
         let gd = Gs[c * HS4 + d];
         for (var r = 0u; r < R; r++) {
-          dva[r][d] += pr[r] * gd;
+          dva[r][d] += pz[r] * gd;
           dka[r][d] += ds[r] * qd;
         }
       }
@@ -444,8 +472,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       for (var t = 0u; t < tmin; t++) {
         let st = info[bh * p.T + t];
         if (st.x == NEG_BIG) {
-          let pr = 1.0 / st.y;
-          for (var d = 0u; d < p.HS; d++) { dva[r][d / 4u][d % 4u] += pr * dout[(bh * p.T + t) * p.HS + d]; }
+          let pz = kept(bh, t, j) / st.y;
+          for (var d = 0u; d < p.HS; d++) { dva[r][d / 4u][d % 4u] += pz * dout[(bh * p.T + t) * p.HS + d]; }
         }
       }
     }

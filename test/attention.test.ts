@@ -1,7 +1,7 @@
 // Fused causal attention against a float64 reference of Hugging Face GPT-2's masks: forward, KV cache, padding, gradients, errors.
 import { describe, expect, it } from 'vitest';
 import * as w from '../src/index.js';
-import { attentionProbs, causalAttention, causalAttentionBackward, type AttentionDims } from './reference/attention.js';
+import { attentionDropout, attentionProbs, causalAttention, causalAttentionBackward, type AttentionDims } from './reference/attention.js';
 import { expectClose, f32, gradCheck, numel, rand, useGpu, values } from './helpers.js';
 
 useGpu();
@@ -14,10 +14,17 @@ interface Case extends AttentionDims {
   pad?: number[];
   padDtype?: 'f32' | 'i32';
   scale?: number;
+  /** Attention dropout probability and mask seed. */
+  dropout?: number;
+  seed?: number;
 }
 
 const name = (c: Case): string =>
-  `B${c.B} NH${c.NH} T${c.T} S${c.S} HS${c.HS}${c.pad ? ` pad(${c.padDtype ?? 'f32'})` : ''}${c.scale !== undefined ? ` scale ${c.scale}` : ''}`;
+  `B${c.B} NH${c.NH} T${c.T} S${c.S} HS${c.HS}${c.pad ? ` pad(${c.padDtype ?? 'f32'})` : ''}` +
+  `${c.scale !== undefined ? ` scale ${c.scale}` : ''}${c.dropout ? ` dropout ${c.dropout} seed ${c.seed}` : ''}`;
+
+/** The reference's dropout factors for a case, or null without dropout. */
+const factors = (c: Case): Float64Array | null => (c.dropout ? attentionDropout(c, c.dropout, c.seed!) : null);
 
 /** Padding [B,S] from per-row (left pads, real tokens); the rest of the row is right padding. */
 function padding(S: number, rows: [number, number][]): number[] {
@@ -48,7 +55,11 @@ function gpuAttention(c: Case, q: ArrayLike<number>, k: ArrayLike<number>, v: Ar
 
 function run(c: Case, ts: w.Tensor[]): w.Tensor {
   const [q, k, v, keyPadding] = ts as [w.Tensor, w.Tensor, w.Tensor, w.Tensor | undefined];
-  return w.causalAttention(q, k, v, { ...(keyPadding ? { keyPadding } : {}), ...(c.scale !== undefined ? { scale: c.scale } : {}) });
+  return w.causalAttention(q, k, v, {
+    ...(keyPadding ? { keyPadding } : {}),
+    ...(c.scale !== undefined ? { scale: c.scale } : {}),
+    ...(c.dropout !== undefined ? { dropout: c.dropout, seed: c.seed! } : {}),
+  });
 }
 
 async function checkForward(c: Case, seed: number): Promise<Float64Array> {
@@ -57,7 +68,7 @@ async function checkForward(c: Case, seed: number): Promise<Float64Array> {
   const o = run(c, ts);
   expect(o.shape).toEqual([c.B, c.NH, c.T, c.HS]);
   const got = await values(o);
-  expectClose(got, causalAttention(q, k, v, c, c.pad ?? null, c.scale), FWD, `attention ${name(c)}`);
+  expectClose(got, causalAttention(q, k, v, c, c.pad ?? null, c.scale, factors(c)), FWD, `attention ${name(c)}`);
   for (const t of [...ts, o]) t.dispose();
   return got;
 }
@@ -214,23 +225,25 @@ describe('causalAttention backward', () => {
     for (const t of ts) t.dispose();
   });
 
-  it('the analytic reference backward agrees with finite differences where those apply', () => {
+  it('the analytic reference backward agrees with finite differences where those apply, with and without dropout', () => {
     const c: Case = { B: 2, NH: 1, T: 4, S: 6, HS: 3, pad: padding(6, [[0, 5], [0, 6]]) };
     const { q, k, v } = inputs(c, 61);
     const g = rand(c.B * c.T * c.HS, 62);
-    const ref = causalAttentionBackward(q, k, v, g, c, c.pad!);
-    const loss = (qq: Float64Array, kk: Float64Array, vv: Float64Array): number =>
-      causalAttention(qq, kk, vv, c, c.pad!).reduce((s, x, i) => s + x * g[i]!, 0);
-    for (const [x, analytic] of [[q, ref.dq], [k, ref.dk], [v, ref.dv]] as const) {
-      const fd = Float64Array.from(x, (orig, i) => {
-        x[i] = orig + 1e-6;
-        const up = loss(q, k, v);
-        x[i] = orig - 1e-6;
-        const down = loss(q, k, v);
-        x[i] = orig;
-        return (up - down) / 2e-6;
-      });
-      expectClose(analytic, fd, { atol: 1e-7, rtol: 1e-6 }, 'reference backward');
+    for (const z of [null, attentionDropout(c, 0.4, 9)]) {
+      const ref = causalAttentionBackward(q, k, v, g, c, c.pad!, undefined, z);
+      const loss = (qq: Float64Array, kk: Float64Array, vv: Float64Array): number =>
+        causalAttention(qq, kk, vv, c, c.pad!, undefined, z).reduce((s, x, i) => s + x * g[i]!, 0);
+      for (const [x, analytic] of [[q, ref.dq], [k, ref.dk], [v, ref.dv]] as const) {
+        const fd = Float64Array.from(x, (orig, i) => {
+          x[i] = orig + 1e-6;
+          const up = loss(q, k, v);
+          x[i] = orig - 1e-6;
+          const down = loss(q, k, v);
+          x[i] = orig;
+          return (up - down) / 2e-6;
+        });
+        expectClose(analytic, fd, { atol: 1e-7, rtol: 1e-6 }, `reference backward${z ? ' with dropout' : ''}`);
+      }
     }
   });
 
@@ -266,6 +279,104 @@ describe('causalAttention backward', () => {
   });
 });
 
+describe('causalAttention with dropout on the probabilities (attn_pdrop)', () => {
+  it('matches the float64 reference with the mask drawn from the seed, with KV cache and padding', async () => {
+    const cases: Case[] = [
+      { B: 1, NH: 3, T: 5, S: 5, HS: 7, dropout: 0.1, seed: 1 },
+      { B: 2, NH: 2, T: 70, S: 70, HS: 16, dropout: 0.5, seed: 2 },
+      { B: 1, NH: 1, T: 33, S: 40, HS: 64, dropout: 0.25, seed: 0xdeadbeef },
+      { B: 1, NH: 1, T: 1, S: 300, HS: 8, dropout: 0.3, seed: 4 },
+      // Left padding: uniform rows (including the real keys past the block) are dropped out too.
+      { B: 3, NH: 2, T: 80, S: 90, HS: 7, pad: padding(90, [[0, 90], [75, 15], [89, 1]]), dropout: 0.2, seed: 5 },
+    ];
+    for (const [i, c] of cases.entries()) await checkForward(c, 100 + 10 * i);
+  });
+
+  it('drops about the fraction asked for, scales the rest by 1/(1-p), and keys the mask to the seed', async () => {
+    // v = one-hot key index (HS = S): o_t[j] is exactly p_tj z_tj, the dropped-out probabilities themselves.
+    const c: Case = { B: 2, NH: 2, T: 64, S: 64, HS: 64 };
+    const { q, k } = inputs(c, 111);
+    const v = Float64Array.from({ length: 2 * 2 * 64 * 64 }, (_, i) => (Math.floor(i / 64) % 64 === i % 64 ? 1 : 0));
+    const probs = attentionProbs(q, k, c, null).p;
+    const drawn = async (dropout: number, seed?: number): Promise<Float64Array> => {
+      const ts = gpuAttention(c, q, k, v);
+      const o = await values(w.causalAttention(ts[0]!, ts[1]!, ts[2]!, seed === undefined ? { dropout } : { dropout, seed }));
+      for (const t of ts) t.dispose();
+      return o;
+    };
+    const o = await drawn(0.3, 77);
+    let visible = 0;
+    let dropped = 0;
+    for (let i = 0; i < o.length; i++) {
+      if (probs[i] === 0) continue;
+      visible++;
+      if (o[i] === 0) dropped++;
+      else expect(Math.abs(o[i]! - probs[i]! / 0.7)).toBeLessThan(1e-6 + 1e-5 * probs[i]!);
+    }
+    // 8320 visible pairs: the binomial standard deviation of the dropped fraction is 0.005.
+    expect(dropped / visible).toBeGreaterThan(0.28);
+    expect(dropped / visible).toBeLessThan(0.32);
+    expect(await drawn(0.3, 77)).toEqual(o);
+    expect(await drawn(0.3, 78)).not.toEqual(o);
+    // No seed: drawn from the global generator, so manualSeed repeats it.
+    w.manualSeed(5);
+    const first = await drawn(0.3);
+    expect(await drawn(0.3)).not.toEqual(first);
+    w.manualSeed(5);
+    expect(await drawn(0.3)).toEqual(first);
+  });
+
+  it('dropout 0 is the plain kernel, bit for bit', async () => {
+    const c: Case = { B: 1, NH: 2, T: 20, S: 24, HS: 16 };
+    const { q, k, v } = inputs(c, 121);
+    const ts = gpuAttention(c, q, k, v);
+    const plain = await values(run(c, ts));
+    expect(await values(run({ ...c, dropout: 0, seed: 3 }, ts))).toEqual(plain);
+    for (const t of ts) t.dispose();
+  });
+
+  const cases: Case[] = [
+    { B: 1, NH: 3, T: 6, S: 6, HS: 7, dropout: 0.3, seed: 11 },
+    { B: 2, NH: 1, T: 3, S: 8, HS: 4, dropout: 0.5, seed: 12 },
+    { B: 1, NH: 1, T: 70, S: 75, HS: 3, dropout: 0.1, seed: 13 },
+    { B: 2, NH: 2, T: 4, S: 9, HS: 3, pad: padding(9, [[0, 6], [1, 8]]), padDtype: 'i32', scale: 0.6, dropout: 0.4, seed: 14 },
+  ];
+  for (const c of cases) {
+    it(`q, k and v gradients match finite differences under a fixed mask: ${name(c)}`, async () => {
+      const { B, NH, T, S, HS } = c;
+      const ins = [
+        { shape: [B, NH, T, HS], data: rand(B * NH * T * HS, 141, -2, 2) },
+        { shape: [B, NH, S, HS], data: rand(B * NH * S * HS, 142, -2, 2) },
+        { shape: [B, NH, S, HS] },
+        ...(c.pad ? [{ shape: [B, S], data: c.pad, dtype: c.padDtype ?? 'f32', requiresGrad: false } as const] : []),
+      ];
+      const z = factors(c);
+      await gradCheck({
+        name: `attention ${name(c)}`,
+        inputs: ins.map((x) => ({ ...x, shape: [...x.shape] })),
+        gpu: (...ts) => run(c, ts),
+        ref: (q, k, v, pad) => causalAttention(q!, k!, v!, c, pad ?? null, c.scale, z),
+        forwardTol: FWD,
+      });
+    });
+  }
+
+  it('left padding: matches HF autograd through uniform rows, dropout included', async () => {
+    const S = 90;
+    const c: Case = { B: 3, NH: 2, T: 80, S, HS: 7, pad: padding(S, [[0, 90], [75, 15], [89, 1]]), dropout: 0.3, seed: 15 };
+    const { q, k, v } = inputs(c, 151);
+    const g = f32(rand(numel([c.B, c.NH, c.T, c.HS]), 152));
+    const ts = gpuAttention(c, q, k, v, true);
+    run(c, ts).backward(w.tensor(Float32Array.from(g), [c.B, c.NH, c.T, c.HS]));
+    const ref = causalAttentionBackward(q, k, v, g, c, c.pad!, undefined, factors(c));
+    const tol = { atol: 1e-5, rtol: 1e-4 };
+    expectClose(await values(ts[0]!.grad!), ref.dq, tol, 'dq');
+    expectClose(await values(ts[1]!.grad!), ref.dk, tol, 'dk');
+    expectClose(await values(ts[2]!.grad!), ref.dv, tol, 'dv');
+    for (const t of ts) t.dispose();
+  });
+});
+
 describe('causalAttention: bad input', () => {
   it('rejects mismatched shapes and dtypes, naming them, before any GPU work', () => {
     const q = w.zeros([2, 3, 5, 8]);
@@ -283,6 +394,9 @@ describe('causalAttention: bad input', () => {
     expect(() => w.causalAttention(q, k, k, { keyPadding: w.zeros([2, 5]) })).toThrow(/keyPadding must be \[B,S\] = \[2,7\], got \[2,5\]/);
     expect(() => w.causalAttention(q, k, k, { keyPadding: w.zeros([2, 7], { dtype: 'f16' }) })).toThrow(/keyPadding must be f32 or i32, got f16/);
     expect(() => w.causalAttention(q, k, k, { scale: NaN })).toThrow(/scale must be a finite number/);
+    expect(() => w.causalAttention(q, k, k, { dropout: 1 })).toThrow(/dropout must be in \[0, 1\), got 1/);
+    expect(() => w.causalAttention(q, k, k, { dropout: -0.5 })).toThrow(/dropout must be in \[0, 1\), got -0.5/);
+    expect(() => w.causalAttention(q, k, k, { dropout: 0.1, seed: 1.5 })).toThrow(/seed must be an integer in \[0, 2\^32\), got 1.5/);
     expect(w.runtime().stats.dispatches).toBe(before);
   });
 });

@@ -214,6 +214,41 @@ describe('GPT-2 checkpoints', () => {
     model.dispose();
   });
 
+  it('attention dropout (attn_pdrop) acts in training only, seeded by manualSeed', async () => {
+    const cfg = { n_layer: 2, n_embd: 16, n_head: 2, n_positions: 12, vocab_size: 20, embd_pdrop: 0, resid_pdrop: 0 };
+    const input = w.tensor(Int32Array.from([1, 5, 7, 2, 9, 3, 3, 0]), [2, 4], { dtype: 'i32' });
+    w.manualSeed(1);
+    const model = new GPT2LMHeadModel({ ...cfg, attn_pdrop: 0.5 });
+    const logits = async (seed: number): Promise<Float32Array> => {
+      w.manualSeed(seed);
+      const out = w.tidy(() => model.forward({ inputIds: input }).logits);
+      const got = (await out.toArray()) as Float32Array;
+      out.dispose();
+      return got;
+    };
+    model.eval();
+    const plain = await logits(3);
+    model.train();
+    const dropped = await logits(3);
+    expect(dropped).not.toEqual(plain);
+    expect(await logits(3)).toEqual(dropped);
+    expect(await logits(4)).not.toEqual(dropped);
+    // The same weights with attn_pdrop = 0 in training mode: exactly the eval logits, so the difference above is attn_pdrop's.
+    w.manualSeed(1);
+    const still = new GPT2LMHeadModel({ ...cfg, attn_pdrop: 0 }).train();
+    const out = w.tidy(() => still.forward({ inputIds: input }).logits);
+    expect(await out.toArray()).toEqual(plain);
+    // Training with it: every parameter gets a finite gradient.
+    w.manualSeed(5);
+    w.tidy(() => model.forward({ inputIds: input, labels: input }).loss!.backward());
+    for (const [name, p] of model.namedParameters()) {
+      expect((await values(p.grad!)).every(Number.isFinite), name).toBe(true);
+    }
+    for (const t of [out, input]) t.dispose();
+    still.dispose();
+    model.dispose();
+  });
+
   it('an untied model saved without lm_head.weight starts its head from the embedding', async () => {
     const config = { ...readJson(path.join(dir('gpt2_tiny'), 'config.json')), tie_word_embeddings: false };
     const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));

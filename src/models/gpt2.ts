@@ -155,7 +155,8 @@ class GPT2Attention extends Module {
     }
     let scale = this.config.scale_attn_weights ? 1 / Math.sqrt(HS) : 1;
     if (this.config.scale_attn_by_inverse_layer_idx) scale /= this.layerIdx + 1;
-    let o = causalAttention(q, k, v, keyPadding ? { keyPadding, scale } : { scale }); // [B, NH, T, HS]
+    const attnDropout = this.training ? this.config.attn_pdrop : 0; // HF's attn_dropout, on the probabilities
+    let o = causalAttention(q, k, v, { ...(keyPadding ? { keyPadding } : {}), scale, dropout: attnDropout }); // [B, NH, T, HS]
     o = reshape(permute(o, [0, 2, 1, 3]), [B, T, C]); // merge heads
     o = dropout(this.c_proj.forward(o), this.config.resid_pdrop, this.training);
     return { out: o, present: { key: k, value: v } };

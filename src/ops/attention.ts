@@ -14,13 +14,14 @@ import {
 } from '../../kernels/attention.js';
 import { Kernel } from '../gpu/kernel.js';
 import { runtime } from '../gpu/runtime.js';
+import { nextSeed } from '../random.js';
 import { empty, type Tensor } from '../tensor.js';
 import { dispatch, expectDtype, fmt, grid1d, kernelCache } from './util.js';
 
-type Key = `${number}:${number}:${number}:${number}:${KeyPadding}`;
+type Key = `${number}:${number}:${number}:${number}:${KeyPadding}:${'dropout' | 'exact'}`;
 const variantOf = (key: Key): AttentionVariant => {
-  const [hs4, lanes, per, tile, padding] = key.split(':') as [string, string, string, string, KeyPadding];
-  return { hs4: Number(hs4), lanes: Number(lanes), per: Number(per), tile: Number(tile), padding };
+  const [hs4, lanes, per, tile, padding, drop] = key.split(':') as [string, string, string, string, KeyPadding, string];
+  return { hs4: Number(hs4), lanes: Number(lanes), per: Number(per), tile: Number(tile), padding, dropout: drop === 'dropout' };
 };
 const forwardKernel = kernelCache<Key>('attention_forward', (key) => attentionForwardWGSL(variantOf(key)));
 const dqKernel = kernelCache<Key>('attention_backward_dq', (key) => attentionBackwardQueryWGSL(variantOf(key)));
@@ -36,23 +37,30 @@ interface Options {
   HS: number;
   scale: number;
   padding: KeyPadding;
+  /** Dropout probability on the attention weights (0: none) and the u32 seed of its mask. */
+  dropout: number;
+  seed: number;
 }
 
 /** The variant, Params and grid of a kernel whose workgroups own blocks of rows along `n` (T for forward/dq, S for dk/dv). */
-function launch({ B, NH, T, S, HS, scale, padding }: Options, n: number): { key: Key; params: Record<string, number>; grid: [number, number] } {
+function launch({ B, NH, T, S, HS, scale, padding, dropout, seed }: Options, n: number): { key: Key; params: Record<string, number>; grid: [number, number] } {
   const hs4 = Math.ceil(HS / 4);
   const { lanes, per } = attentionBlock(n, hs4);
   const tile = attentionTile(hs4, runtime().limits.maxComputeWorkgroupStorageSize);
   const blocks = Math.ceil(n / (lanes * per));
   return {
-    key: `${hs4}:${lanes}:${per}:${tile}:${padding}`,
-    params: { BH: B * NH, NH, T, S, HS, P: S - T, blocks, scale },
+    key: `${hs4}:${lanes}:${per}:${tile}:${padding}:${dropout > 0 ? 'dropout' : 'exact'}`,
+    // threshold and keep_scale as kernels/dropout.ts takes them (see src/ops/dropout.ts).
+    params: {
+      BH: B * NH, NH, T, S, HS, P: S - T, blocks, scale,
+      seed, threshold: Math.min(Math.round(dropout * 2 ** 32), 2 ** 32 - 1), keep_scale: 1 / (1 - dropout),
+    },
     grid: grid1d(blocks * B * NH, 1),
   };
 }
 
-function shapes(q: Tensor, k: Tensor, pad: Tensor | undefined): string {
-  return `q${fmt(q)} k${fmt(k)}${pad ? ` keyPadding${fmt(pad)}` : ''}`;
+function shapes(q: Tensor, k: Tensor, pad: Tensor | undefined, dropout: number): string {
+  return `q${fmt(q)} k${fmt(k)}${pad ? ` keyPadding${fmt(pad)}` : ''}${dropout > 0 ? ` dropout=${dropout}` : ''}`;
 }
 
 // Inputs: [q, k, v] or [q, k, v, keyPadding].
@@ -68,21 +76,22 @@ const attentionOp = defineOp<Tensor[], Options>({
       buffers: [q!.range, k!.range, v!.range, ...(pad ? [pad.range] : []), o.range, stats.range],
       params,
       grid,
-      label: `causalAttention ${shapes(q!, k!, pad)}`,
+      label: `causalAttention ${shapes(q!, k!, pad, opts.dropout)}`,
     });
     save(stats);
     return o;
   },
-  // Per (b, h), query t and key j, with x_tj the masked score (kernels/attention.ts) and p_t = softmax_j(x_t):
-  //   o_t = Σ_j p_tj v_j                       =>  dv_j = Σ_t p_tj do_t                        (every pair with p > 0)
-  //   dp_tj = do_t · v_j,  D_t = Σ_j p_tj dp_tj = do_t · o_t,  dx_tj = p_tj (dp_tj - D_t)      (softmax backward)
+  // Per (b, h), query t and key j, with x_tj the masked score (kernels/attention.ts), p_t = softmax_j(x_t) and z_tj
+  // the dropout factor (1/(1-pdrop) or 0; 1 without dropout):
+  //   o_t = Σ_j p_tj z_tj v_j                  =>  dv_j = Σ_t p_tj z_tj do_t                   (every pair with p > 0)
+  //   dp_tj = z_tj do_t · v_j,  D_t = Σ_j p_tj dp_tj = do_t · o_t,  dx_tj = p_tj (dp_tj - D_t)  (softmax backward)
   //   x_tj = s_tj + const when j <= P + t (padded keys too: d(s + MIN)/ds = 1), and MIN regardless of s when
   //   j > P + t (torch.where passes no gradient), so ds_tj = dx_tj for j <= P + t and 0 otherwise;
   //   s_tj = scale q_t · k_j                   =>  dq_t = scale Σ_j ds_tj k_j,   dk_j = scale Σ_t ds_tj q_t.
   // keyPadding is a constant: no gradient.
   backward(g, { inputs: [q, k, v, pad], options: opts, out, saved: [stats], needsGrad }) {
     const { B, NH, T, S, HS } = opts;
-    const label = shapes(q!, k!, pad);
+    const label = shapes(q!, k!, pad, opts.dropout);
     const info = empty([B, NH, T, 4], 'f32', 'attention_row_info');
     dispatch(rowInfoKernel, {
       buffers: [stats!.range, out.range, g.range, info.range],
@@ -120,7 +129,7 @@ const attentionOp = defineOp<Tensor[], Options>({
 });
 
 /**
- * o = softmax(q·kᵀ·scale + masks)·v per (batch, head). q: [B,NH,T,HS]; k, v: [B,NH,S,HS] with S >= T; the T queries
+ * o = dropout(softmax(q·kᵀ·scale + masks))·v per (batch, head). q: [B,NH,T,HS]; k, v: [B,NH,S,HS] with S >= T; the T queries
  * sit at absolute positions P..P+T-1 with P = S - T (the first P keys are the KV cache). keyPadding: optional [B,S]
  * (f32 or i32; 1 = real token, 0 = padding). scale defaults to 1/sqrt(HS). Returns [B,NH,T,HS].
  *
@@ -128,9 +137,18 @@ const attentionOp = defineOp<Tensor[], Options>({
  * are real. A query that sees no real key (a padded position under left padding) gets HF's answer, the plain average
  * of v over the keys that are masked exactly once (the padded ones it may see and the real ones after it), never NaN.
  * Gradients follow HF's autograd; keyPadding gets none. Fused and flash-style: the [T, S] scores never reach memory.
+ *
+ * dropout (default 0) is HF's attn_dropout while training (torch's scaled_dot_product_attention dropout_p): each
+ * weight is zeroed with that probability and the rest scaled by 1/(1-dropout). Like dropout(), its mask is fixed by
+ * `seed` (a u32; by default drawn with nextSeed(), so manualSeed() repeats a run) and regenerated by the backward.
  */
-export function causalAttention(q: Tensor, k: Tensor, v: Tensor, options: { keyPadding?: Tensor; scale?: number } = {}): Tensor {
-  const { keyPadding: pad, scale } = options;
+export function causalAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: { keyPadding?: Tensor; scale?: number; dropout?: number; seed?: number } = {},
+): Tensor {
+  const { keyPadding: pad, scale, dropout = 0, seed } = options;
   expectDtype('causalAttention', 'f32', { q, k, v });
   const what = `q${fmt(q)}, k${fmt(k)}, v${fmt(v)}`;
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
@@ -152,6 +170,16 @@ export function causalAttention(q: Tensor, k: Tensor, v: Tensor, options: { keyP
     }
   }
   if (scale !== undefined && !Number.isFinite(scale)) throw new RangeError(`causalAttention: scale must be a finite number, got ${scale}`);
-  const opts: Options = { B, NH, T, S, HS, scale: scale ?? 1 / Math.sqrt(HS), padding: pad ? (pad.dtype as 'f32' | 'i32') : 'none' };
+  if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`causalAttention: dropout must be in [0, 1), got ${dropout}`);
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) {
+    throw new RangeError(`causalAttention: seed must be an integer in [0, 2^32), got ${seed}`);
+  }
+  const opts: Options = {
+    B, NH, T, S, HS,
+    scale: scale ?? 1 / Math.sqrt(HS),
+    padding: pad ? (pad.dtype as 'f32' | 'i32') : 'none',
+    dropout,
+    seed: dropout > 0 ? (seed ?? nextSeed()) : 0,
+  };
   return attentionOp(pad ? [q, k, v, pad] : [q, k, v], opts);
 }

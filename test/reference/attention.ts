@@ -5,7 +5,9 @@
 //   w = where(j <= P + t, s, MIN) + (1 - pad_j)·MIN,   MIN = finfo(f32).min,   p = softmax_j(w)
 // which sorts every (t, j) into class A (visible and real: s), B (exactly one mask: MIN) or C (both: -inf, weight 0).
 // This file states the outcome directly instead of imitating f32 overflow: softmax over class A when a row has any,
-// else uniform over class B.
+// else uniform over class B. Attention dropout multiplies p by z [B,NH,T,S] (1/(1-pdrop) kept, 0 dropped) before v.
+
+import { dropoutBits } from './rows.js';
 
 export interface AttentionDims {
   B: number;
@@ -64,7 +66,16 @@ export function attentionProbs(
   return { p, cls };
 }
 
-/** o = p·v, [B,NH,T,HS]. */
+/**
+ * The dropout factors z [B,NH,T,S] the GPU draws for probability pdrop and a u32 seed: kernels/dropout.ts's keep
+ * rule (bits(seed, i) >= round(pdrop·2^32)) on the flat index i of the probabilities.
+ */
+export function attentionDropout({ B, NH, T, S }: AttentionDims, pdrop: number, seed: number): Float64Array {
+  const threshold = Math.min(Math.round(pdrop * 2 ** 32), 2 ** 32 - 1);
+  return Float64Array.from({ length: B * NH * T * S }, (_, i) => (dropoutBits(seed, i) >= threshold ? 1 / (1 - pdrop) : 0));
+}
+
+/** o = (p z)·v, [B,NH,T,HS]; z = dropout factors (attentionDropout), none when null. */
 export function causalAttention(
   q: ArrayLike<number>,
   k: ArrayLike<number>,
@@ -72,6 +83,7 @@ export function causalAttention(
   dims: AttentionDims,
   pad: ArrayLike<number> | null = null,
   scale?: number,
+  z: Float64Array | null = null,
 ): Float64Array {
   const { B, NH, T, S, HS } = dims;
   const { p } = attentionProbs(q, k, dims, pad, scale);
@@ -79,7 +91,8 @@ export function causalAttention(
   for (let bh = 0; bh < B * NH; bh++) {
     for (let t = 0; t < T; t++) {
       for (let j = 0; j < S; j++) {
-        const w = p[(bh * T + t) * S + j]!;
+        const at = (bh * T + t) * S + j;
+        const w = p[at]! * (z ? z[at]! : 1);
         if (w === 0) continue;
         for (let d = 0; d < HS; d++) o[(bh * T + t) * HS + d]! += w * v[(bh * S + j) * HS + d]!;
       }
@@ -89,8 +102,8 @@ export function causalAttention(
 }
 
 /**
- * What torch's autograd returns through HF's masked softmax, given dL/do:
- *   dv_j = Σ_t p_tj do_t,   dx_tj = p_tj (do_t·v_j - Σ_i p_ti do_t·v_i),
+ * What torch's autograd returns through HF's masked softmax and attn_dropout (factors z, 1 when null), given dL/do:
+ *   dv_j = Σ_t p_tj z_tj do_t,   dp_tj = z_tj do_t·v_j,   dx_tj = p_tj (dp_tj - Σ_i p_ti dp_ti),
  *   ds_tj = dx_tj where j <= P + t (padded keys included: d(s + MIN)/ds = 1), 0 where torch.where picked MIN,
  *   dq_t = scale Σ_j ds_tj k_j,   dk_j = scale Σ_t ds_tj q_t.
  * Unlike finite differences, this sees the gradient that flows through a uniform row's visible padded keys.
@@ -103,6 +116,7 @@ export function causalAttentionBackward(
   dims: AttentionDims,
   pad: ArrayLike<number> | null = null,
   scale = 1 / Math.sqrt(dims.HS),
+  z: Float64Array | null = null,
 ): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
   const { B, NH, T, S, HS } = dims;
   const P = S - T;
@@ -118,12 +132,14 @@ export function causalAttentionBackward(
       let D = 0;
       for (let j = 0; j < S; j++) {
         for (let d = 0; d < HS; d++) dp[j]! += dout[qo + d]! * v[(bh * S + j) * HS + d]!;
+        dp[j]! *= z ? z[row + j]! : 1;
         D += p[row + j]! * dp[j]!;
       }
       for (let j = 0; j < S; j++) {
         const ko = (bh * S + j) * HS;
         const pj = p[row + j]!;
-        for (let d = 0; d < HS; d++) dv[ko + d]! += pj * dout[qo + d]!;
+        const pz = pj * (z ? z[row + j]! : 1);
+        for (let d = 0; d < HS; d++) dv[ko + d]! += pz * dout[qo + d]!;
         if (j > P + t) continue;
         const ds = pj * (dp[j]! - D) * scale;
         for (let d = 0; d < HS; d++) {
