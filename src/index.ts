@@ -1,36 +1,6 @@
-// webgpu-lm: tensors, autograd and WGSL kernels for training and sampling language models on WebGPU.
+// webgpu-lm for Node: everything in ./browser.js plus the parts that touch the file system (model folders, vocabularies, corpora).
 
-export { getDevice, resetDevice, destroyDevice, DeviceLostError, NO_ADAPTER_HELP, type DeviceOptions, type Gpu } from './gpu/device.js';
-export { init, shutdown, runtime, flush, sync, GpuError, Runtime } from './gpu/runtime.js';
-export { Kernel } from './gpu/kernel.js';
-export { formatBytes } from './gpu/pool.js';
-export { Tensor, tensor, zeros, empty, tidy, keep, liveBuffers, liveBytes, type DType, type Shape, type TensorOptions } from './tensor.js';
-export { backward, defineOp, noGrad, isGradEnabled, setGradEnabled, zeroGrad, type OpDef, type OpContext, type Grads } from './autograd.js';
-export * from './ops/elementwise.js';
-export * from './ops/reduce.js';
-export * from './ops/matmul.js';
-export * from './ops/shape.js';
-export * from './ops/indexing.js';
-export { AdamW, type AdamWOptions, type AdamWState } from './optim/adamw.js';
-export { clipGradNorm } from './optim/clip.js';
-export * from './ops/softmax.js';
-export * from './ops/attention.js';
-export * from './ops/loss.js';
-export * from './ops/norm.js';
-export * from './ops/dropout.js';
-export * from './random.js';
-export { Module, parameter, isParameter } from './nn/module.js';
-export { Linear, Conv1D, Embedding, LayerNorm, Dropout } from './nn/layers.js';
-export { parseSafetensors, serializeSafetensors, toFloat32, toInt32, fromFloat32, type HostTensor, type WeightDtype } from './io/safetensors.js';
-export { parsePytorch } from './io/pytorch.js';
-export { parseWeights } from './io/weights.js';
-export * from '../tokenizers/index.js';
-export * from './generate/sampling.js';
-export { GPT2LMHeadModel, GPT2Model, gpt2Config, sinusoidTable, type GPT2Config, type GPT2ForwardInput, type GPT2Output, type LayerPast } from './models/gpt2.js';
-export { GPT2_PRESETS } from './models/presets.js';
-export { gpt2FromStateDict, gpt2StateDict } from './models/state_dict.js';
+export * from './browser.js';
 export { loadPretrained, savePretrained } from './models/pretrained.js';
-export { generate, type GenerateOptions } from './generate/generate.js';
-export { Trainer, GPT2_CHINESE_TRAIN_DEFAULTS, type TrainOptions, type TrainerState, type StepResult } from './train/trainer.js';
-export { warmupLinear, warmupCosine } from './optim/schedule.js';
-export { buildPieces, buildSinglePieces, windowStarts, epochBatches, batchTokens, estimatedTotalSteps } from '../datasets/gpt2_chinese.js';
+export { loadTokenizer, bundledVocabPath, type BundledVocab, type LoadTokenizerOptions } from '../tokenizers/node.js';
+export { readCorpus, bundledCorpusPath } from '../datasets/corpus.js';

@@ -63,6 +63,40 @@ describe('generate', { timeout: 600_000 }, () => {
     model.dispose();
   });
 
+  it('stops when its signal aborts, returning the tokens drawn so far', async () => {
+    const model = load();
+    const before = w.liveBuffers();
+    const stop = new AbortController();
+    const full = await generate(model, [[1, 2, 3]], { maxNewTokens: 10, topK: 20, seed: 9 });
+    const cut = await generate(model, [[1, 2, 3]], {
+      maxNewTokens: 10,
+      topK: 20,
+      seed: 9,
+      signal: stop.signal,
+      onToken: (_, step) => step === 3 && stop.abort(),
+    });
+    expect(cut).toEqual([full[0]!.slice(0, 4)]);
+    expect(w.liveBuffers()).toBe(before);
+    model.dispose();
+  });
+
+  it('sampleTexts streams the text it returns, and repeats for a seed', async () => {
+    const model = load();
+    // A WordPiece vocabulary of the fixture's 101 ids: [PAD] [UNK] [CLS] [SEP] [MASK], then single letters and digits.
+    const chars = 'abcdefghijklmnopqrstuvwxyz0123456789';
+    const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...Array.from({ length: 96 }, (_, i) => chars[i % 36]! + (i >= 36 ? String(i) : ''))];
+    const tokenizer = new w.BertTokenizer(vocab, { variant: 'gpt2-chinese' });
+    const streamed: string[] = [];
+    const options = { length: 6, seed: 4, topK: 5, onText: (texts: string[]) => streamed.push(texts[0]!) };
+    const [text] = await w.sampleTexts(model, tokenizer, '[CLS]a b c', 1, options);
+    expect(streamed).toHaveLength(6);
+    expect(streamed[5]).toBe(text);
+    expect(text!.startsWith('a b c')).toBe(true); // [CLS] becomes a blank line, which the trim removes
+    expect(await w.sampleTexts(model, tokenizer, '[CLS]a b c', 1, { length: 6, seed: 4, topK: 5 })).toEqual([text]);
+    await expect(w.sampleTexts(model, tokenizer, 'a '.repeat(64), 1)).rejects.toThrow(/prefix is 64 tokens, not shorter than the model's context of 64/);
+    model.dispose();
+  });
+
   it('rejects prompts it cannot run', async () => {
     const model = load();
     await expect(generate(model, [[1, 2], [3]], { maxNewTokens: 1, seed: 1 })).rejects.toThrow(/same length/);

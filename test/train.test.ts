@@ -8,6 +8,7 @@ import { train } from '../src/cli/train.js';
 import { evaluate } from '../src/cli/eval.js';
 import { vocab } from '../src/cli/vocab.js';
 import { generateCommand, generateTextsCommand } from '../src/cli/generate.js';
+import { shutdown } from '../src/gpu/runtime.js';
 import { useGpu } from './helpers.js';
 
 useGpu();
@@ -58,6 +59,8 @@ describe('train -> resume -> eval -> vocab', { timeout: 600_000 }, () => {
     expect(await train([...common, '--tokenized_data_path', path.join(tmp, 'tok'), '--output_dir', b, '--max_steps', String(stopAt)], first)).toBe(0);
     expect(first.text).toMatch(/continue with --resume/);
     expect(lossColumn(b)).toHaveLength(stopAt);
+    // As from a new process: no device until the command makes one.
+    await shutdown();
     const second = sink();
     expect(await train(['--resume', '--output-dir', b], second)).toBe(0);
     expect(second.text).toMatch(/resuming from .*optimizer step \d+/);

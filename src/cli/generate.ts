@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundledVocabPath, loadTokenizer } from '../../tokenizers/node.js';
-import { postprocessGpt2Chinese, type Gpt2ChinesePostprocessStyle, type Tokenizer } from '../../tokenizers/index.js';
-import { generate } from '../generate/generate.js';
+import type { Tokenizer } from '../../tokenizers/index.js';
+import { sampleTexts, type TextSamplingOptions } from '../generate/text.js';
 import { init } from '../gpu/runtime.js';
 import type { GPT2LMHeadModel } from '../models/gpt2.js';
 import { loadPretrained } from '../models/pretrained.js';
@@ -67,46 +67,18 @@ async function setup(f: Record<string, FlagValue>): Promise<{ model: GPT2LMHeadM
   return { model, tokenizer };
 }
 
-/** Generates `count` texts from one prefix in batches of `batchSize`; returns the post-processed texts. */
-async function sampleTexts(
-  model: GPT2LMHeadModel,
-  tokenizer: Tokenizer,
-  f: Record<string, FlagValue>,
-  prefix: string,
-  count: number,
-  batchSize: number,
-  seedOffset: number,
-  style: Gpt2ChinesePostprocessStyle,
-): Promise<string[]> {
-  const ids = tokenizer.encode(prefix);
-  const nCtx = model.config.n_positions;
-  if (ids.length === 0) throw new Error('the prefix is empty after tokenization; give at least one token (e.g. --prefix "[CLS]")');
-  if (ids.length >= nCtx) throw new Error(`the prefix is ${ids.length} tokens, not shorter than the model's context of ${nCtx}`);
-  const length = Number(f.length) < 0 ? nCtx : Number(f.length);
-  const compat = f.compat === 'gpt2-chinese';
-  const topp = Number(f.topp);
-  const unk = tokenizer.unkTokenId;
-  const texts: string[] = [];
-  for (let done = 0; done < count; done += batchSize) {
-    const rows = Math.min(batchSize, count - done);
-    const out = await generate(model, Array.from({ length: rows }, () => ids), {
-      maxNewTokens: length,
-      temperature: Number(f.temperature),
-      topK: Number(f.topk),
-      // GPT2-Chinese's --topp 0 means "off"; in HF's rules "off" is 1.
-      topP: compat ? topp : topp <= 0 ? 1 : topp,
-      repetitionPenalty: Number(f['repetition-penalty']),
-      banIds: unk === undefined ? [] : [unk],
-      mode: compat ? 'gpt2-chinese' : 'hf',
-      seed: Number(f.seed) * 7919 + seedOffset + done,
-      useCache: !f['no-cache'],
-    });
-    for (const row of out) {
-      const tokens = [...ids, ...row].map((id) => tokenizer.idToToken(id) ?? '[UNK]');
-      texts.push(postprocessGpt2Chinese(tokens, style));
-    }
-  }
-  return texts;
+/** The sampling flags as sampleTexts options. */
+function samplingOptions(f: Record<string, FlagValue>): TextSamplingOptions {
+  return {
+    length: Number(f.length),
+    temperature: Number(f.temperature),
+    topK: Number(f.topk),
+    topP: Number(f.topp),
+    repetitionPenalty: Number(f['repetition-penalty']),
+    compat: f.compat as 'hf' | 'gpt2-chinese',
+    seed: Number(f.seed),
+    useCache: !f['no-cache'],
+  };
 }
 
 export async function generateCommand(argv: readonly string[], out: NodeJS.WriteStream = process.stdout): Promise<number> {
@@ -122,7 +94,7 @@ export async function generateCommand(argv: readonly string[], out: NodeJS.Write
   const { model, tokenizer } = await setup(f);
   try {
     const start = performance.now();
-    const texts = await sampleTexts(model, tokenizer, f, String(f.prefix), nsamples, batchSize, 0, 'generate');
+    const texts = await sampleTexts(model, tokenizer, String(f.prefix), nsamples, { ...samplingOptions(f), batchSize });
     const seconds = (performance.now() - start) / 1000;
     let saved = '';
     texts.forEach((text, k) => {
@@ -160,7 +132,8 @@ export async function generateTextsCommand(argv: readonly string[], out: NodeJS.
     await mkdir(dir, { recursive: true });
     const perTitle = Number(f['articles-per-title']);
     for (const [i, title] of titles.entries()) {
-      const texts = await sampleTexts(model, tokenizer, f, title, perTitle, perTitle, i * 100_003, 'generate_texts');
+      const options = { ...samplingOptions(f), batchSize: perTitle, seedOffset: i * 100_003 };
+      const texts = await sampleTexts(model, tokenizer, title, perTitle, options, 'generate_texts');
       for (const [j, text] of texts.entries()) await writeFile(path.join(dir, `${i}-${j}.txt`), `${text}\n`);
       out.write(`${title}: ${texts.length} texts written to ${dir}\n`);
     }

@@ -123,6 +123,8 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   const outputDir = String(f['output-dir']);
   const checkpointDir = path.join(outputDir, 'checkpoint');
 
+  // The device first: loading a checkpoint uploads its weights.
+  const { gpu } = await init();
   let resumed: Awaited<ReturnType<typeof loadCheckpoint>> | null = null;
   if (f.resume) {
     if (!findCheckpoint(checkpointDir)) throw new Error(`--resume: no checkpoint in ${checkpointDir}`);
@@ -137,7 +139,6 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   if (Number(f['log-step']) % Number(f['gradient-accumulation']) !== 0) {
     throw new Error(`--log-step ${f['log-step']} must be a multiple of --gradient-accumulation ${f['gradient-accumulation']}`);
   }
-  const { gpu } = await init();
   const { tokenizer, tokenizerPath } = tokenizerFor(f);
   const rawPath = String(f['raw-data-path']) || bundledCorpusPath();
 

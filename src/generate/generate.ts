@@ -18,6 +18,8 @@ export interface GenerateOptions extends Omit<SamplingOptions, 'history' | 'step
   useCache?: boolean;
   /** Called with each step's new ids (one per row), for streaming. */
   onToken?: (ids: number[], step: number) => void;
+  /** Stops after the step in flight when aborted; the tokens drawn so far are returned. */
+  signal?: AbortSignal;
 }
 
 function freePast(past: LayerPast[] | null): void {
@@ -29,7 +31,7 @@ function freePast(past: LayerPast[] | null): void {
 
 /**
  * Continues each row of `prompts` (equal lengths, >= 1 token) by maxNewTokens sampled tokens.
- * Returns the new tokens of each row (the prompt not included).
+ * Returns the new tokens of each row (the prompt not included), fewer than maxNewTokens if `signal` aborted.
  */
 export async function generate(model: GPT2LMHeadModel, prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<number[][]> {
   const B = prompts.length;
@@ -45,7 +47,7 @@ export async function generate(model: GPT2LMHeadModel, prompts: readonly (readon
   model.eval();
   let past: LayerPast[] | null = null;
   try {
-    for (let step = 0; step < options.maxNewTokens; step++) {
+    for (let step = 0; step < options.maxNewTokens && !options.signal?.aborted; step++) {
       const len = rows[0]!.length;
       // Feed the new token against the cache, or (no cache yet / window full / cache off) the last window.
       const incremental = useCache && past !== null && len <= nCtx;

@@ -4,10 +4,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, readBytes } from '../io/fs.js';
-import { serializeSafetensors, type HostTensor } from '../io/safetensors.js';
+import type { HostTensor } from '../io/safetensors.js';
 import { parseWeights } from '../io/weights.js';
+import { expectGpt2, gpt2Files, parseConfigJson } from './folder.js';
 import { GPT2LMHeadModel } from './gpt2.js';
-import { gpt2FromStateDict, gpt2StateDict } from './state_dict.js';
+import { gpt2FromStateDict } from './state_dict.js';
 
 /** Weight files we look for, in order of preference. */
 const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin'];
@@ -19,13 +20,7 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
   } catch (e) {
     throw new Error(`cannot read ${file}: ${(e as Error).message}`);
   }
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
-    return v as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  return parseConfigJson(text, file);
 }
 
 /** All tensors of a model folder: one safetensors file, a sharded set (index.json), or a PyTorch .bin (zip or legacy). */
@@ -53,8 +48,7 @@ async function readWeights(dir: string): Promise<Map<string, HostTensor>> {
 /** Loads a Hugging Face model folder (config.json + weights), choosing the model class by config.model_type. */
 export async function loadPretrained(dir: string): Promise<GPT2LMHeadModel> {
   const config = await readJson(path.join(dir, 'config.json'));
-  const type = config.model_type ?? 'gpt2';
-  if (type !== 'gpt2') throw new Error(`${dir}: model_type "${String(type)}" is not supported yet (supported: gpt2)`);
+  expectGpt2(config, dir);
   const weights = await readWeights(dir);
   try {
     return gpt2FromStateDict(config, weights);
@@ -67,10 +61,9 @@ export async function loadPretrained(dir: string): Promise<GPT2LMHeadModel> {
 export async function savePretrained(model: GPT2LMHeadModel, dir: string): Promise<void> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(dir, { recursive: true });
-  const weights = serializeSafetensors(await gpt2StateDict(model), { format: 'pt' });
-  const config = { architectures: ['GPT2LMHeadModel'], ...model.config, model_type: 'gpt2' };
+  const { config, weights } = await gpt2Files(model);
   await atomicWriteFile(path.join(dir, 'model.safetensors'), weights);
-  await atomicWriteFile(path.join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  await atomicWriteFile(path.join(dir, 'config.json'), config);
 }
 
 GPT2LMHeadModel.saver = savePretrained;

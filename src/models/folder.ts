@@ -1,0 +1,50 @@
+// A Hugging Face GPT-2 folder as bytes (config.json + weights), shared by Node's loadPretrained/savePretrained and the web page. Browser-clean.
+
+import { serializeSafetensors } from '../io/safetensors.js';
+import { parseWeights } from '../io/weights.js';
+import type { GPT2LMHeadModel } from './gpt2.js';
+import { gpt2FromStateDict, gpt2StateDict } from './state_dict.js';
+
+/** config.json's text as an object; `where` names the file in errors. */
+export function parseConfigJson(text: string, where = 'config.json'): Record<string, unknown> {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${where} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Refuses configs of other model types (XLNet comes with its own loader). */
+export function expectGpt2(config: Record<string, unknown>, where: string): void {
+  const type = config.model_type ?? 'gpt2';
+  if (type !== 'gpt2') throw new Error(`${where}: model_type "${String(type)}" is not supported yet (supported: gpt2)`);
+}
+
+/**
+ * A model from a folder's files: config.json's text and one weight file's bytes (model.safetensors or
+ * pytorch_model.bin, told apart by their contents). Errors name `where` (a folder, a URL).
+ */
+export function gpt2FromFiles(configText: string, weights: Uint8Array, weightsName: string, where = '.'): GPT2LMHeadModel {
+  const config = parseConfigJson(configText, `${where}/config.json`);
+  expectGpt2(config, where);
+  let tensors;
+  try {
+    tensors = parseWeights(weights, weightsName);
+  } catch (e) {
+    throw new Error(`${where}/${weightsName}: ${(e as Error).message}`);
+  }
+  try {
+    return gpt2FromStateDict(config, tensors);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+}
+
+/** config.json (text) and model.safetensors (bytes) as Hugging Face's save_pretrained writes them. */
+export async function gpt2Files(model: GPT2LMHeadModel): Promise<{ config: string; weights: Uint8Array }> {
+  const weights = serializeSafetensors(await gpt2StateDict(model), { format: 'pt' });
+  const config = { architectures: ['GPT2LMHeadModel'], ...model.config, model_type: 'gpt2' };
+  return { config: `${JSON.stringify(config, null, 2)}\n`, weights };
+}
