@@ -32,6 +32,7 @@ export { gpt2FromStateDict, gpt2StateDict } from './models/state_dict.js';
 export { gpt2FromFiles, gpt2Files, parseConfigJson } from './models/folder.js';
 export { generate, type GenerateOptions } from './generate/generate.js';
 export { sampleTexts, prefixIds, idsToText, type TextSamplingOptions } from './generate/text.js';
+export { lossCurveSvg, lossCurveCsv, type CurvePoint } from './train/curve.js';
 export { Trainer, GPT2_CHINESE_TRAIN_DEFAULTS, type TrainOptions, type TrainerState, type StepResult } from './train/trainer.js';
 export { warmupLinear, warmupCosine } from './optim/schedule.js';
 export { parseCorpus } from '../datasets/articles.js';

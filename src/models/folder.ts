@@ -33,7 +33,7 @@ export function gpt2FromFiles(configText: string, weights: Uint8Array, weightsNa
   try {
     tensors = parseWeights(weights, weightsName);
   } catch (e) {
-    throw new Error(`${where}/${weightsName}: ${(e as Error).message}`);
+    throw new Error(`${where}: ${(e as Error).message}`);
   }
   try {
     return gpt2FromStateDict(config, tensors);

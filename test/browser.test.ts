@@ -1,0 +1,213 @@
+// The page in real headless Chromium (SwiftShader's WebGPU): loads, generates what Node generates, trains, downloads a checkpoint Node loads, survives bad input and a lost device.
+//
+// Needs Debian's chromium (`apt-get install chromium`; .ci/run installs it) or CHROMIUM_PATH. Screenshots are
+// kept in test-results/browser/.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { unzipSync } from 'fflate';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as w from '../src/index.js';
+import { useGpu } from './helpers.js';
+// @ts-expect-error: plain JavaScript build scripts, no type declarations
+import { buildWeb } from '../scripts/build-web.mjs';
+// @ts-expect-error: plain JavaScript build scripts, no type declarations
+import { serve } from '../scripts/serve.mjs';
+
+useGpu();
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ARTIFACTS = path.join(ROOT, 'test-results', 'browser');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// SwiftShader runs WebGPU on the CPU: a few tokens per second for the demo model, so the texts here are short.
+const SLOW = 300_000;
+
+let tmp: string;
+let server: Server;
+let browser: Browser;
+let base: string;
+
+async function openPage(viewport = { width: 1100, height: 900 }): Promise<Page> {
+  const page = await browser.newPage({ viewport, acceptDownloads: true });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(base);
+  await page.waitForSelector('body[data-ready=true]', { timeout: SLOW });
+  expect(problems).toEqual([]);
+  return page;
+}
+
+async function setFields(page: Page, values: Record<string, string | number>): Promise<void> {
+  for (const [id, v] of Object.entries(values)) await page.fill(`#${id}`, String(v));
+}
+
+/** Clicks Generate and returns the finished text. */
+async function generateIn(page: Page): Promise<string> {
+  await page.click('#generate');
+  await page.waitForSelector('#output[data-done=true]', { timeout: SLOW });
+  return (await page.textContent('#output')) ?? '';
+}
+
+/** What Node generates from a model folder with the CLI's recipe. */
+async function nodeText(dir: string, prefix: string, options: w.TextSamplingOptions): Promise<string> {
+  const model = await w.loadPretrained(dir);
+  const tokenizer = w.loadTokenizer(path.join(dir, 'vocab.txt'), { variant: 'gpt2-chinese' });
+  const [text] = await w.sampleTexts(model, tokenizer, prefix, 1, options);
+  model.dispose();
+  return text!;
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's (sudo apt-get install chromium) or set CHROMIUM_PATH`);
+  }
+  tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-web-'));
+  const sizes = await buildWeb(path.join(tmp, 'site'));
+  expect(sizes['webgpu-lm.js'].gzip).toBeGreaterThan(0);
+  server = await serve(path.join(tmp, 'site'), 0);
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    args: ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--no-sandbox'],
+  });
+  mkdirSync(ARTIFACTS, { recursive: true });
+}, SLOW);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('the web page in headless Chromium', { timeout: SLOW }, () => {
+  it('shows the adapter and its features, loads the demo model, and generates what Node generates', async () => {
+    const page = await openPage();
+    expect(await page.textContent('#adapter')).toMatch(/Adapter: .+ · max buffer .+shader-f16.*subgroups.*timestamp-query/);
+    expect(await page.textContent('#model-status')).toMatch(/demo model \(Song ci\): GPT-2, 2 layers, 128 wide.*1\.07M parameters/);
+    const options = { length: 12, temperature: 1, topK: 8, topP: 0, repetitionPenalty: 1.2, seed: 5 };
+    await page.fill('#prefix', '[CLS]水调歌头');
+    await setFields(page, { length: 12, temperature: 1, topk: 8, topp: 0, penalty: 1.2, seed: 5 });
+    const text = await generateIn(page);
+    expect(await page.textContent('#gen-stats')).toMatch(/^12 tokens in [\d.]+ s · [\d.]+ tokens\/s after the first/);
+    expect(text).toBe(await nodeText(path.join(ROOT, 'web/demo'), '[CLS]水调歌头', options));
+    expect(text.startsWith('水调歌头')).toBe(true);
+    // Another seed, another text: the seed field is used.
+    await page.fill('#seed', '6');
+    expect(await generateIn(page)).not.toBe(text);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'generate.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('trains in the tab (loss falls, pause and resume), and its downloaded checkpoint loads in Node and generates the same text', async () => {
+    const page = await openPage();
+    await setFields(page, { 'train-steps': 12, 'train-batch': 4, 'train-ctx': 32, 'train-layers': 1, 'train-width': 64, 'train-lr': 0.01 });
+    await page.click('#train-start');
+    await page.waitForSelector('#train-status:has-text("step 3/12")', { timeout: SLOW });
+    await page.click('#train-pause');
+    await page.waitForSelector('#train-status:has-text("paused")', { timeout: SLOW });
+    expect(await page.textContent('#train-pause')).toBe('Resume');
+    const pausedAt = Number(/step (\d+)\/12/.exec((await page.textContent('#train-status'))!)![1]);
+    expect(pausedAt).toBeLessThan(12);
+    await page.click('#train-pause');
+    await page.waitForSelector('#train-status:has-text("done")', { timeout: SLOW });
+    expect(await page.locator('#loss-chart svg polyline').count()).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'train.png'), fullPage: true });
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    const zip = path.join(tmp, 'checkpoint.zip');
+    await download.saveAs(zip);
+    const dir = path.join(tmp, 'unzipped');
+    for (const [name, bytes] of Object.entries(unzipSync(new Uint8Array(readFileSync(zip))))) {
+      if (name.endsWith('/')) continue;
+      mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      writeFileSync(path.join(dir, name), bytes);
+    }
+    const folder = path.join(dir, 'webgpu-lm-model');
+    // The loss curve of the whole run, pause included, falls.
+    const losses = readFileSync(path.join(folder, 'loss.csv'), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+    expect(losses).toHaveLength(12);
+    expect(Math.max(...losses.slice(-3))).toBeLessThan(losses[0]! - 0.5);
+
+    // Generate with the trained model in the page and in Node from the downloaded files: the same text.
+    await page.click('#train-use');
+    await page.waitForSelector('#model-status:has-text("trained here (12 steps)")', { timeout: SLOW });
+    await page.fill('#prefix', '[CLS]春');
+    await setFields(page, { length: 8, seed: 2 });
+    const text = await generateIn(page);
+    expect(text).toBe(await nodeText(folder, '[CLS]春', { length: 8, topK: 8, repetitionPenalty: 1.2, seed: 2 }));
+    await page.close();
+  });
+
+  it('bad input: missing files, a corrupted safetensors file and a wrong URL each get a message, and the page keeps working', async () => {
+    const page = await openPage();
+    const demo = (f: string): Buffer => readFileSync(path.join(ROOT, 'web/demo', f));
+    const file = (name: string, buffer: Buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
+
+    await page.setInputFiles('#pick-files', [file('config.json', demo('config.json'))]);
+    await page.waitForSelector('#model-error:visible');
+    expect(await page.textContent('#model-error')).toMatch(/missing model\.safetensors, a vocabulary\.\nA model folder has config\.json/);
+
+    /** Waits for the model card's error message to change from `before`, and returns it. */
+    const nextError = async (before: string | null): Promise<string> => {
+      await page.waitForFunction((old) => document.getElementById('model-error')!.textContent !== old, before, { timeout: SLOW });
+      return (await page.textContent('#model-error'))!;
+    };
+    const weights = demo('model.safetensors');
+    let shown = await page.textContent('#model-error');
+    await page.setInputFiles('#pick-files', [file('config.json', demo('config.json')), file('vocab.txt', demo('vocab.txt')), file('model.safetensors', weights.subarray(0, weights.length - 1000))]);
+    shown = await nextError(shown);
+    expect(shown).toMatch(/^selected files: model\.safetensors: .*file truncated/);
+
+    await page.fill('#model-url', `${base}no-such-model/`);
+    await page.click('#url-form button');
+    expect(await nextError(shown)).toMatch(/no-such-model\/: no config\.json there/);
+
+    // The demo model is still the one loaded, and still generates.
+    expect(await page.textContent('#model-status')).toMatch(/^demo model/);
+    await setFields(page, { length: 3 });
+    expect((await generateIn(page)).length).toBeGreaterThan(0);
+    await page.close();
+  });
+
+  it('a lost GPU device mid-generation: a message and a restart button, then it generates again', async () => {
+    const page = await openPage();
+    await setFields(page, { length: 60 });
+    await page.click('#generate');
+    await page.waitForFunction(() => /tokens in/.test(document.getElementById('gen-stats')!.textContent ?? ''), undefined, { timeout: SLOW });
+    await page.evaluate(async () => {
+      const lm = (globalThis as unknown as { webgpuLm: typeof w }).webgpuLm;
+      (await lm.getDevice()).device.destroy();
+    });
+    await page.waitForSelector('#restart-gpu', { timeout: SLOW });
+    expect(await page.textContent('#gen-error')).toMatch(/The GPU device was lost/);
+    expect(await page.isDisabled('#generate')).toBe(true);
+    await page.click('#restart-gpu');
+    await page.waitForSelector('#generate:enabled', { timeout: SLOW });
+    await setFields(page, { length: 3 });
+    expect((await generateIn(page)).length).toBeGreaterThan(0);
+    expect(await page.isVisible('#gen-error')).toBe(false);
+    await page.close();
+  });
+
+  it('phone width: one readable column; without WebGPU: a clear message instead of a blank page', async () => {
+    const phone = await openPage({ width: 390, height: 844 });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBe(0);
+    await phone.screenshot({ path: path.join(ARTIFACTS, 'phone.png'), fullPage: true });
+    await phone.close();
+
+    const page = await browser.newPage();
+    await page.addInitScript(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
+    await page.goto(base);
+    await page.waitForSelector('#fatal:visible');
+    expect(await page.textContent('#fatal')).toMatch(/This browser has no WebGPU/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'no-webgpu.png') });
+    await page.close();
+  });
+});

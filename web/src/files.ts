@@ -1,0 +1,123 @@
+// Model folders in the page: gather config + weights + vocabulary from a picker, a drop, a .zip or a URL, and build model and tokenizer from them.
+
+import { unzipSync } from 'fflate';
+import { BertTokenizer, GPT2Tokenizer, gpt2Config, gpt2FromFiles, parseConfigJson, type GPT2LMHeadModel, type Tokenizer } from '../../src/browser.js';
+
+/** Everything a model needs, as bytes and text, kept so the model can be rebuilt (after a device loss). */
+export interface ModelFiles {
+  /** Where it came from, for messages: a folder name, a URL, "demo". */
+  source: string;
+  config: string;
+  weights: Uint8Array;
+  weightsName: string;
+  vocab: { kind: 'wordpiece'; text: string } | { kind: 'bpe'; encoder: string; merges: string };
+}
+
+const WEIGHT_NAMES = ['model.safetensors', 'pytorch_model.bin'];
+const NEEDED = 'config.json, model.safetensors (or pytorch_model.bin) and vocab.txt (or vocab.json + merges.txt, or encoder.json + vocab.bpe)';
+
+const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
+
+/** Picks a model's files out of name -> bytes (paths allowed; the first of each base name wins). */
+export function modelFilesFrom(files: ReadonlyMap<string, Uint8Array>, source: string): ModelFiles {
+  const byName = new Map<string, Uint8Array>();
+  for (const [path, bytes] of files) if (!byName.has(baseName(path))) byName.set(baseName(path), bytes);
+  const config = byName.get('config.json');
+  const weightsName = WEIGHT_NAMES.find((n) => byName.has(n));
+  let vocab: ModelFiles['vocab'] | null = null;
+  if (byName.has('vocab.txt')) vocab = { kind: 'wordpiece', text: text(byName.get('vocab.txt')!) };
+  else if (byName.has('vocab.json') && byName.has('merges.txt')) vocab = { kind: 'bpe', encoder: text(byName.get('vocab.json')!), merges: text(byName.get('merges.txt')!) };
+  else if (byName.has('encoder.json') && byName.has('vocab.bpe')) vocab = { kind: 'bpe', encoder: text(byName.get('encoder.json')!), merges: text(byName.get('vocab.bpe')!) };
+  const missing = [!config && 'config.json', !weightsName && 'model.safetensors', !vocab && 'a vocabulary'].filter(Boolean);
+  if (missing.length > 0) {
+    const seen = [...byName.keys()].slice(0, 12).join(', ') || 'no files';
+    throw new Error(`${source}: missing ${missing.join(', ')}.\nA model folder has ${NEEDED}; found ${seen}.`);
+  }
+  return { source, config: text(config!), weights: byName.get(weightsName!)!, weightsName: weightsName!, vocab: vocab! };
+}
+
+/** Files from a picker or a drop; a .zip among them is opened (a checkpoint this page downloaded). */
+export async function readFileList(list: Iterable<File>, source: string): Promise<ModelFiles> {
+  const files = new Map<string, Uint8Array>();
+  for (const file of list) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const path = file.webkitRelativePath || file.name;
+    if (file.name.endsWith('.zip')) {
+      let entries: Record<string, Uint8Array>;
+      try {
+        entries = unzipSync(bytes);
+      } catch (e) {
+        throw new Error(`${file.name}: not a valid zip file (${(e as Error).message})`);
+      }
+      for (const [name, data] of Object.entries(entries)) files.set(name, data);
+    } else {
+      files.set(path, bytes);
+    }
+  }
+  return modelFilesFrom(files, source);
+}
+
+/** All files of a drop, walking into dropped folders. */
+export async function droppedFiles(items: DataTransferItemList): Promise<File[]> {
+  const entries = [...items].map((item) => item.webkitGetAsEntry()).filter((e): e is FileSystemEntry => e !== null);
+  const out: File[] = [];
+  const walk = async (entry: FileSystemEntry): Promise<void> => {
+    if (entry.isFile) {
+      out.push(await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject)));
+    } else if (entry.isDirectory) {
+      const reader = (entry as FileSystemDirectoryEntry).createReader();
+      // readEntries returns a folder in chunks; an empty chunk ends it.
+      for (;;) {
+        const chunk = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
+        if (chunk.length === 0) break;
+        for (const e of chunk) await walk(e);
+      }
+    }
+  };
+  for (const e of entries) await walk(e);
+  return out;
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array | null> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
+  }
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** A model folder served over HTTP(S): config.json, then the first weight file and vocabulary that exist. */
+export async function fetchModelFolder(url: string, source = url): Promise<ModelFiles> {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  const files = new Map<string, Uint8Array>();
+  const get = async (name: string): Promise<boolean> => {
+    const bytes = await fetchBytes(new URL(name, new URL(base, location.href)).href);
+    if (bytes) files.set(name, bytes);
+    return bytes !== null;
+  };
+  if (!(await get('config.json'))) throw new Error(`${source}: no config.json there (is it a model folder?)`);
+  for (const name of WEIGHT_NAMES) if (await get(name)) break;
+  if (!(await get('vocab.txt'))) {
+    if (!((await get('vocab.json')) && (await get('merges.txt')))) await Promise.all([get('encoder.json'), get('vocab.bpe')]);
+  }
+  return modelFilesFrom(files, source);
+}
+
+/** Builds the tokenizer and the model (on the GPU) from the files; checks that they fit each other. */
+export function buildModel(files: ModelFiles): { model: GPT2LMHeadModel; tokenizer: Tokenizer } {
+  const tokenizer: Tokenizer =
+    files.vocab.kind === 'wordpiece'
+      ? BertTokenizer.fromVocabText(files.vocab.text, { variant: 'gpt2-chinese' })
+      : GPT2Tokenizer.fromFiles(files.vocab.encoder, files.vocab.merges);
+  const { vocab_size: vocabSize } = gpt2Config(parseConfigJson(files.config, `${files.source}/config.json`));
+  if (tokenizer.vocabSize > vocabSize) {
+    throw new Error(`${files.source}: the vocabulary has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${vocabSize}`);
+  }
+  const model = gpt2FromFiles(files.config, files.weights, files.weightsName, files.source);
+  return { model: model.eval(), tokenizer };
+}
