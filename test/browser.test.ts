@@ -97,6 +97,18 @@ describe('the web page in headless Chromium', { timeout: SLOW }, () => {
     expect(await page.textContent('#gen-stats')).toMatch(/^12 tokens in [\d.]+ s · [\d.]+ tokens\/s after the first/);
     expect(text).toBe(await nodeText(path.join(ROOT, 'web/demo'), '[CLS]水调歌头', options));
     expect(text.startsWith('水调歌头')).toBe(true);
+    // The README's snippet for your own page, through the library bundle the page loaded: the same text again.
+    const fromSnippet = await page.evaluate(async (o) => {
+      const { init, gpt2FromFiles, BertTokenizer, sampleTexts } = (globalThis as unknown as { webgpuLm: typeof w }).webgpuLm;
+      await init();
+      const get = async (f: string) => new Uint8Array(await (await fetch(`demo/${f}`)).arrayBuffer());
+      const model = gpt2FromFiles(new TextDecoder().decode(await get('config.json')), await get('model.safetensors'), 'model.safetensors');
+      const tokenizer = BertTokenizer.fromVocabText(new TextDecoder().decode(await get('vocab.txt')), { variant: 'gpt2-chinese' });
+      const [t] = await sampleTexts(model, tokenizer, '[CLS]水调歌头', 1, o);
+      model.dispose();
+      return t;
+    }, options);
+    expect(fromSnippet).toBe(text);
     // Another seed, another text: the seed field is used.
     await page.fill('#seed', '6');
     expect(await generateIn(page)).not.toBe(text);
@@ -144,7 +156,7 @@ describe('the web page in headless Chromium', { timeout: SLOW }, () => {
     await page.close();
   });
 
-  it('bad input: missing files, a corrupted safetensors file and a wrong URL each get a message, and the page keeps working', async () => {
+  it('bad input: missing, corrupted, mismatched or too large model files and a wrong URL each get a message; the page keeps working', async () => {
     const page = await openPage();
     const demo = (f: string): Buffer => readFileSync(path.join(ROOT, 'web/demo', f));
     const file = (name: string, buffer: Buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
@@ -163,6 +175,21 @@ describe('the web page in headless Chromium', { timeout: SLOW }, () => {
     await page.setInputFiles('#pick-files', [file('config.json', demo('config.json')), file('vocab.txt', demo('vocab.txt')), file('model.safetensors', weights.subarray(0, weights.length - 1000))]);
     shown = await nextError(shown);
     expect(shown).toMatch(/^selected files: model\.safetensors: .*file truncated/);
+
+    // Files that do not fit each other, and a model too large for the adapter (refused from config.json alone).
+    const config = JSON.parse(demo('config.json').toString('utf8'));
+    const withConfig = (c: object) => [file('config.json', Buffer.from(JSON.stringify(c))), file('vocab.txt', demo('vocab.txt')), file('model.safetensors', weights)];
+    await page.setInputFiles('#pick-files', withConfig({ ...config, vocab_size: 100 }));
+    shown = await nextError(shown);
+    expect(shown).toBe("selected files: the vocabulary has 5220 tokens but config.json's vocab_size is 100");
+    const limit = await page.evaluate(async () => {
+      const { limits } = await (globalThis as unknown as { webgpuLm: typeof w }).webgpuLm.getDevice();
+      return Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    });
+    const huge = Math.ceil(limit / (1024 * 4)) + 1;
+    await page.setInputFiles('#pick-files', withConfig({ ...config, n_embd: 1024, n_head: 16, vocab_size: huge }));
+    shown = await nextError(shown);
+    expect(shown).toMatch(new RegExp(`too large for this adapter: transformer\\.wte\\.weight \\[${huge}, 1024\\] needs .* in one binding`));
 
     await page.fill('#model-url', `${base}no-such-model/`);
     await page.click('#url-form button');

@@ -249,6 +249,16 @@ describe('GPT-2 checkpoints', () => {
     model.dispose();
   });
 
+  it('refuses a model too large for the adapter before allocating anything', () => {
+    const { maxStorageBufferBindingSize: binding, maxBufferSize: buffer } = w.runtime().limits;
+    const V = Math.ceil(Math.min(binding, buffer) / (64 * 4)) + 1;
+    const before = w.liveBuffers();
+    expect(() => new GPT2LMHeadModel({ n_layer: 1, n_embd: 64, n_head: 2, vocab_size: V })).toThrow(
+      new RegExp(`too large for this adapter: transformer\\.wte\\.weight \\[${V}, 64\\] needs .* in one binding`),
+    );
+    expect(w.liveBuffers()).toBe(before);
+  });
+
   it('an untied model saved without lm_head.weight starts its head from the embedding', async () => {
     const config = { ...readJson(path.join(dir('gpt2_tiny'), 'config.json')), tie_word_embeddings: false };
     const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));

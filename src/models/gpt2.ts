@@ -13,6 +13,8 @@ import { cat, permute, reshape, slice } from '../ops/shape.js';
 import { Conv1D, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { tensor, type Tensor } from '../tensor.js';
+import { formatBytes } from '../gpu/pool.js';
+import { runtime } from '../gpu/runtime.js';
 
 /** The GPT2Config fields webgpu-lm reads (HF's names and defaults); other keys of config.json are kept as they are. */
 export interface GPT2Config {
@@ -228,6 +230,25 @@ export class GPT2Model extends Module {
 }
 
 /** GPT2LMHeadModel: the trunk plus an LM head tied to wte (a separate `lm_head` only when tie_word_embeddings is false). */
+/**
+ * Refuses, before anything is allocated, a model whose largest weight cannot be bound whole by one kernel on this
+ * adapter: the embedding [V, C] (read whole by the LM head's matmul), the positions [n_positions, C] or an MLP
+ * matrix [C, 4C]. GPT-2 124M's 147 MiB embedding, for one, exceeds the 128 MiB many adapters allow.
+ */
+function checkFitsAdapter({ vocab_size: V, n_embd: C, n_positions: P }: GPT2Config): void {
+  const { maxStorageBufferBindingSize: binding, maxBufferSize: buffer } = runtime().limits;
+  const limit = Math.min(binding, buffer);
+  const [name, rows] = ([['transformer.wte.weight', V], ['transformer.wpe.weight', P], ['c_fc.weight', 4 * C]] as const).reduce((a, b) => (b[1] > a[1] ? b : a));
+  const bytes = rows * C * 4;
+  if (bytes > limit) {
+    throw new RangeError(
+      `GPT-2 (vocab_size ${V}, n_embd ${C}, n_positions ${P}) is too large for this adapter: ${name} [${rows}, ${C}] needs ` +
+        `${formatBytes(bytes)} in one binding, and the adapter allows ${formatBytes(limit)} ` +
+        `(${binding <= buffer ? 'maxStorageBufferBindingSize' : 'maxBufferSize'})`,
+    );
+  }
+}
+
 export class GPT2LMHeadModel extends Module {
   readonly config: GPT2Config;
   transformer: GPT2Model;
@@ -237,6 +258,7 @@ export class GPT2LMHeadModel extends Module {
   constructor(config: Partial<GPT2Config> = {}) {
     super();
     this.config = gpt2Config(config);
+    checkFitsAdapter(this.config);
     this.transformer = new GPT2Model(this.config);
     const { vocab_size: V, n_embd: C, initializer_range: std } = this.config;
     this.lm_head = this.config.tie_word_embeddings ? null : new Linear(C, V, { bias: false, std });

@@ -86,18 +86,26 @@ export class TabTraining {
 
   /**
    * Trains until done or until shouldStop() says so between steps. Each step is one command encoder; its loss is
-   * read back after it (the chart needs it), never inside it.
+   * read back after it (the chart needs it), never inside it. onStep gets the mean tokens/s of the steps after
+   * this call's first (the first step's own rate until then).
    */
   async run(shouldStop: () => boolean, onStep: (point: CurvePoint, tokensPerSecond: number) => void): Promise<void> {
     this.model.train();
+    // The rate counts from the end of this call's first step, which also compiles the kernels (on a first run).
+    let since = performance.now();
+    let tokens = 0;
+    let first = true;
     while (!this.done && !shouldStop()) {
-      const start = performance.now();
       const result = this.trainer.step();
       const loss = await result.loss.item();
       result.loss.dispose();
+      const now = performance.now();
       const point = { step: this.step, loss, tokens: result.tokens, lr: result.lr, epoch: result.epoch + 1 };
       this.points.push(point);
-      onStep(point, result.tokens / ((performance.now() - start) / 1000));
+      if (!first) tokens += result.tokens;
+      onStep(point, first ? result.tokens / ((now - since) / 1000) : tokens / ((now - since) / 1000));
+      if (first) since = now;
+      first = false;
       if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${this.step}; try a lower learning rate`);
     }
     this.model.eval();
