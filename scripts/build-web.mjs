@@ -14,22 +14,12 @@ import * as esbuild from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** esbuild settings of both bundles: one minified ES module for browsers, with a source map. */
+const BROWSER = { bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minify: true, sourcemap: true, legalComments: 'none', logLevel: 'silent' };
+
 /** Bundles src/browser.ts for browsers; fails on any Node-only import (platform 'browser' resolves no node: modules). */
 export async function bundleLibrary(outfile) {
-  const result = await esbuild.build({
-    entryPoints: [path.join(root, 'src/browser.ts')],
-    outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    minify: true,
-    sourcemap: true,
-    metafile: true,
-    legalComments: 'none',
-    logLevel: 'silent',
-  });
-  return result.metafile;
+  await esbuild.build({ ...BROWSER, entryPoints: [path.join(root, 'src/browser.ts')], outfile });
 }
 
 /** Raw and gzip size of a file in bytes. */
@@ -46,16 +36,9 @@ export async function buildWeb(out = path.join(root, 'web/dist')) {
   mkdirSync(out, { recursive: true });
   await bundleLibrary(path.join(out, 'webgpu-lm.js'));
   await esbuild.build({
+    ...BROWSER,
     entryPoints: [path.join(root, 'web/src/main.ts')],
     outfile: path.join(out, 'app.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    minify: true,
-    sourcemap: true,
-    legalComments: 'none',
-    logLevel: 'silent',
     plugins: [
       {
         name: 'library-as-file',
