@@ -1,0 +1,128 @@
+// XLNet parity with Hugging Face (../shared/fixtures/hf xlnet_tiny, xlnet_tiny_backward, xlnet_tiny_bidata), from all three weight formats.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import * as w from '../src/index.js';
+import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
+import { parseWeights } from '../src/io/weights.js';
+import { XLNetLMHeadModel, xlnetFromStateDict, type XLNetForwardInput, type XLNetMems } from '../src/models/xlnet.js';
+import { expectClose, useGpu, values } from './helpers.js';
+
+useGpu();
+
+const FIXTURES = fileURLToPath(new URL('../../shared/fixtures/hf', import.meta.url));
+const dir = (name: string): string => path.join(FIXTURES, name);
+const readJson = (file: string): any => JSON.parse(readFileSync(file, 'utf8'));
+const FORMATS = ['model.safetensors', 'pytorch_model.bin', 'pytorch_model.legacy.bin'];
+const LOGITS = { atol: 1e-4, rtol: 0 };
+
+interface JsonTensor {
+  shape: number[];
+  data: number[];
+}
+
+function expected(name: string, file = 'expected.safetensors'): Map<string, Float64Array> {
+  const { tensors } = parseSafetensors(new Uint8Array(readFileSync(path.join(dir(name), file))));
+  return new Map([...tensors].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
+}
+
+function load(name: string, file: string): XLNetLMHeadModel {
+  const config = readJson(path.join(dir(name), 'config.json'));
+  return xlnetFromStateDict(config, parseWeights(new Uint8Array(readFileSync(path.join(dir(name), file))), file)).eval();
+}
+
+/** One fixture call as forward() input (mems passed separately). */
+function input(c: Record<string, JsonTensor | unknown>, mems?: XLNetMems): XLNetForwardInput {
+  const t = (k: string): JsonTensor | undefined => c[k] as JsonTensor | undefined;
+  const ids = t('input_ids')!;
+  const tm = t('target_mapping');
+  return {
+    inputIds: w.tensor(Int32Array.from(ids.data), ids.shape, { dtype: 'i32' }),
+    ...(t('token_type_ids') ? { tokenTypeIds: t('token_type_ids')!.data } : {}),
+    ...(t('attention_mask') ? { attentionMask: t('attention_mask')!.data } : {}),
+    ...(t('perm_mask') ? { permMask: t('perm_mask')!.data } : {}),
+    ...(tm ? { targetMapping: tm.data, numPredict: tm.shape[1]! } : {}),
+    ...(t('labels') ? { labels: w.tensor(Int32Array.from(t('labels')!.data), t('labels')!.shape, { dtype: 'i32' }) } : {}),
+    ...(mems ? { mems } : {}),
+    useMems: c.use_mems as boolean,
+  };
+}
+
+/** Runs the six calls of xlnet_tiny / xlnet_tiny_bidata in order, mems carried as the fixture says, and compares everything. */
+async function checkCalls(name: string, file: string): Promise<void> {
+  const model = load(name, file);
+  const inputs = readJson(path.join(dir(name), 'inputs.json'));
+  const scalars = readJson(path.join(dir(name), 'expected.json'));
+  const want = expected(name);
+  const memsOf = new Map<string, XLNetMems>();
+  for (const call of ['call1_perm', 'call2_mems', 'call2b_mems_token_type', 'call0_plain', 'call3_padding', 'call4_after_padding']) {
+    const c = inputs[call];
+    const from = call.startsWith('call2') ? 'call1_perm' : call === 'call4_after_padding' ? 'call3_padding' : null;
+    const out = w.tidy(() => model.forward(input(c, from ? memsOf.get(from) : undefined)));
+    expectClose(await values(out.logits), want.get(`${call}.logits`)!, LOGITS, `${name} ${call}.logits`);
+    if (scalars[call].loss !== undefined) expectClose([await out.loss!.item()], [scalars[call].loss], { atol: 1e-5, rtol: 1e-5 }, `${call}.loss`);
+    for (const [l, m] of out.mems!.entries()) {
+      expect(m.shape).toEqual([8, 2, 64]);
+      expectClose(await values(m), want.get(`${call}.mems.${l}`)!, LOGITS, `${name} ${call}.mems.${l}`);
+    }
+    memsOf.set(call, out.mems!);
+    out.logits.dispose();
+    out.loss?.dispose();
+  }
+  for (const mems of memsOf.values()) mems.forEach((m) => m.dispose());
+  model.dispose();
+}
+
+describe('XLNet forward parity', { timeout: 600_000 }, () => {
+  for (const file of FORMATS) {
+    it(`xlnet_tiny from ${file}: two-stream call with loss, mems carried twice, token types, padding`, async () => {
+      await checkCalls('xlnet_tiny', file);
+    });
+  }
+  it('xlnet_tiny_bidata: the backward half of the batch sees negated distances', async () => {
+    await checkCalls('xlnet_tiny_bidata', 'model.safetensors');
+  });
+  it('padding: the real tokens of a left-padded row give the logits of the same tokens unpadded, as in HF', async () => {
+    const model = load('xlnet_tiny', 'model.safetensors');
+    const c = readJson(path.join(dir('xlnet_tiny'), 'inputs.json')).call3_padding;
+    const pads = (c.attention_mask.data as number[]).slice(12).filter((x) => x === 0).length;
+    expect(pads).toBe(3);
+    const padded = w.tidy(() => model.forward({ ...input(c), useMems: false }).logits);
+    const real = (c.input_ids.data as number[]).slice(12 + pads);
+    const alone = w.tidy(() => model.forward({ inputIds: w.tensor(Int32Array.from(real), [1, real.length], { dtype: 'i32' }), useMems: false }).logits);
+    const V = 101;
+    expectClose((await values(padded)).subarray((12 + pads) * V), await values(alone), { atol: 1e-5, rtol: 0 }, 'row 1, real tokens');
+    padded.dispose();
+    alone.dispose();
+    model.dispose();
+  });
+});
+
+describe('XLNet backward parity (xlnet_tiny_backward)', () => {
+  for (const file of FORMATS) {
+    it(`${file}: loss and every parameter gradient within 1e-3 of the largest`, async () => {
+      const model = load('xlnet_tiny_backward', file);
+      const c = readJson(path.join(dir('xlnet_tiny_backward'), 'inputs.json')).train_step;
+      const scalars = readJson(path.join(dir('xlnet_tiny_backward'), 'expected.json'));
+      const out = w.tidy(() => {
+        const o = model.forward(input(c));
+        o.loss!.backward();
+        return { loss: o.loss!, logits: o.logits };
+      });
+      expectClose(await values(out.logits), expected('xlnet_tiny_backward').get('train_step.logits')!, LOGITS, 'logits');
+      expectClose([await out.loss.item()], [scalars.train_step.loss], { atol: 1e-5, rtol: 1e-5 }, 'loss');
+      const grads = expected('xlnet_tiny_backward', 'grads.safetensors');
+      const named = new Map(model.namedParameters());
+      expect([...named.keys()].sort()).toEqual([...grads.keys()].sort());
+      for (const [name, g] of grads) {
+        const got = await values(named.get(name)!.grad!);
+        const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expectClose(got, g, { atol: 1e-3 * scale, rtol: 0 }, `d loss / d ${name}`);
+      }
+      out.loss.dispose();
+      out.logits.dispose();
+      model.dispose();
+    });
+  }
+});
