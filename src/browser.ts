@@ -29,7 +29,20 @@ export * from './generate/sampling.js';
 export { GPT2LMHeadModel, GPT2Model, gpt2Config, sinusoidTable, type GPT2Config, type GPT2ForwardInput, type GPT2Output, type LayerPast } from './models/gpt2.js';
 export { GPT2_PRESETS } from './models/presets.js';
 export { gpt2FromStateDict, gpt2StateDict } from './models/state_dict.js';
-export { gpt2FromFiles, gpt2Files, parseConfigJson } from './models/folder.js';
+export { gpt2FromFiles, gpt2Files, xlnetFiles, parseConfigJson } from './models/folder.js';
+export {
+  XLNetLMHeadModel,
+  XLNetModel,
+  xlnetConfig,
+  xlnetFromStateDict,
+  xlnetStateDict,
+  xlnetMasks,
+  relativePositionTables,
+  type XLNetConfig,
+  type XLNetForwardInput,
+  type XLNetOutput,
+  type XLNetMems,
+} from './models/xlnet.js';
 export { generate, type GenerateOptions } from './generate/generate.js';
 export { sampleTexts, prefixIds, idsToText, type TextSamplingOptions } from './generate/text.js';
 export { lossCurveSvg, lossCurveCsv, type CurvePoint } from './train/curve.js';

@@ -1,5 +1,6 @@
 // XLNet parity with Hugging Face (../shared/fixtures/hf xlnet_tiny, xlnet_tiny_backward, xlnet_tiny_bidata), from all three weight formats.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -125,4 +126,55 @@ describe('XLNet backward parity (xlnet_tiny_backward)', () => {
       model.dispose();
     });
   }
+});
+
+describe('XLNet checkpoints', () => {
+  it('loadPretrained picks XLNet by model_type; savePretrained writes a folder that loads back bit for bit', async () => {
+    const model = await w.loadPretrained(dir('xlnet_tiny'));
+    expect(model).toBeInstanceOf(XLNetLMHeadModel);
+    const xl = (model as XLNetLMHeadModel).eval();
+    const c = readJson(path.join(dir('xlnet_tiny'), 'inputs.json')).call0_plain;
+    const logits = w.tidy(() => xl.forward({ ...input(c), useMems: false }).logits);
+    const got = await values(logits);
+    expectClose(got, expected('xlnet_tiny').get('call0_plain.logits')!, LOGITS, 'call0_plain from loadPretrained');
+    const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-xlnet-'));
+    try {
+      await w.savePretrained(xl, tmp);
+      const saved = readJson(path.join(tmp, 'config.json'));
+      expect([saved.model_type, saved.architectures[0], saved.d_model]).toEqual(['xlnet', 'XLNetLMHeadModel', 64]);
+      const back = (await w.loadPretrained(tmp)) as XLNetLMHeadModel;
+      const again = w.tidy(() => back.eval().forward({ ...input(c), useMems: false }).logits);
+      expect(await values(again)).toEqual(got);
+      again.dispose();
+      back.dispose();
+      await expect(w.loadGpt2(tmp, 'generate')).rejects.toThrow(/\(generate runs GPT-2 models\): model_type "xlnet" is not supported yet/);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    logits.dispose();
+    xl.dispose();
+  });
+
+  it('refuses bad input before any GPU work: odd batch with bi_data, wrong shapes, two slots on one position', () => {
+    const model = load('xlnet_tiny', 'model.safetensors');
+    const ids = w.tensor(Int32Array.from({ length: 12 }, (_, i) => i), [2, 6], { dtype: 'i32' });
+    const before = w.runtime().stats.dispatches;
+    expect(() => model.forward({ inputIds: ids, permMask: new Float32Array(2 * 6 * 5) })).toThrow(/permMask must be \[B, T, T\] = \[2, 6, 6\] = 72 values, got 60/);
+    expect(() => model.forward({ inputIds: ids, targetMapping: new Float32Array(2 * 6) })).toThrow(/targetMapping needs numPredict/);
+    const twoOnOne = new Float32Array(2 * 2 * 6);
+    twoOnOne[3] = 1;
+    twoOnOne[6 + 3] = 1;
+    expect(() => model.forward({ inputIds: ids, targetMapping: twoOnOne, numPredict: 2 })).toThrow(/slots 0 and 1 of batch row 0 both predict position 3/);
+    const notOneHot = new Float32Array(2 * 1 * 6);
+    notOneHot[1] = 0.5;
+    expect(() => model.forward({ inputIds: ids, targetMapping: notOneHot, numPredict: 1 })).toThrow(/row \[0, 0\] must be one-hot or all zero/);
+    expect(() => model.forward({ inputIds: ids, mems: [w.zeros([3, 2, 64])] })).toThrow(/mems has 1 layers, the model has 2/);
+    expect(w.runtime().stats.dispatches).toBe(before);
+    model.dispose();
+    const bi = xlnetFromStateDict({ ...readJson(path.join(dir('xlnet_tiny'), 'config.json')), bi_data: true }, parseWeights(new Uint8Array(readFileSync(path.join(dir('xlnet_tiny'), 'model.safetensors')))));
+    const odd = w.tensor(Int32Array.from([1, 2, 3]), [1, 3], { dtype: 'i32' });
+    expect(() => bi.forward({ inputIds: odd })).toThrow(/bi_data needs an even batch .* got B = 1/);
+    bi.dispose();
+    for (const t of [ids, odd]) t.dispose();
+  });
 });

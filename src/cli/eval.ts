@@ -12,7 +12,7 @@ import { bundledVocabPath, loadTokenizer } from '../../tokenizers/node.js';
 import { noGrad } from '../autograd.js';
 import { init } from '../gpu/runtime.js';
 import { atomicWriteFile } from '../io/fs.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadGpt2 } from '../models/pretrained.js';
 import { add, mul } from '../ops/elementwise.js';
 import { tensor, tidy, type Tensor } from '../tensor.js';
 import { DEVICE_FLAG, formatHelp, parseArgs, type FlagSpec } from './args.js';
@@ -43,7 +43,7 @@ export async function evaluate(argv: readonly string[], out: NodeJS.WriteStream 
   const f = args.flags;
   if (!f['pretrained-model']) throw new Error('eval: --pretrained-model is required (the model folder to evaluate)');
   await init();
-  const model = (await loadPretrained(String(f['pretrained-model']))).eval();
+  const model = (await loadGpt2(String(f['pretrained-model']), 'eval')).eval();
   try {
     const tokenizer = loadTokenizer(String(f['tokenizer-path']) || bundledVocabPath('gpt2-chinese-small'), { variant: 'gpt2-chinese' });
     const pieces = buildPieces(await readCorpus(String(f['raw-data-path'])), tokenizer, {

@@ -13,7 +13,7 @@ import type { Tokenizer } from '../../tokenizers/index.js';
 import { sampleTexts, type TextSamplingOptions } from '../generate/text.js';
 import { init } from '../gpu/runtime.js';
 import type { GPT2LMHeadModel } from '../models/gpt2.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadGpt2 } from '../models/pretrained.js';
 import { DEVICE_FLAG, formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
 
 const SAMPLING_FLAGS: FlagSpec[] = [
@@ -56,7 +56,7 @@ async function setup(f: Record<string, FlagValue>): Promise<{ model: GPT2LMHeadM
   if (f.compat !== 'hf' && f.compat !== 'gpt2-chinese') throw new Error(`--compat must be 'hf' or 'gpt2-chinese', got '${f.compat}'`);
   await init();
   const modelPath = String(f['model-path']);
-  const model = await loadPretrained(modelPath);
+  const model = await loadGpt2(modelPath, 'generate');
   const own = path.join(modelPath, 'vocab.txt');
   const vocabPath = String(f['tokenizer-path']) || (existsSync(own) ? own : bundledVocabPath('gpt2-chinese-small'));
   const tokenizer = loadTokenizer(vocabPath, { variant: 'gpt2-chinese' });

@@ -12,7 +12,7 @@ import { atomicWriteFile } from '../io/fs.js';
 import { GPT2LMHeadModel, gpt2Config, type GPT2Config } from '../models/gpt2.js';
 import { GPT2_PRESETS } from '../models/presets.js';
 import { manualSeed } from '../random.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadGpt2 } from '../models/pretrained.js';
 import { findCheckpoint, loadCheckpoint, restoreOptimizer, saveCheckpoint } from '../train/checkpoint.js';
 import { lossCurveCsv, lossCurveSvg, type CurvePoint } from '../train/curve.js';
 import { GPT2_CHINESE_TRAIN_DEFAULTS, Trainer, type TrainOptions } from '../train/trainer.js';
@@ -144,7 +144,7 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
 
   let model: GPT2LMHeadModel;
   if (resumed) model = resumed.model;
-  else if (f['pretrained-model']) model = await loadPretrained(String(f['pretrained-model']));
+  else if (f['pretrained-model']) model = await loadGpt2(String(f['pretrained-model']), 'train');
   else {
     manualSeed(Number(f.seed));
     model = new GPT2LMHeadModel(gpt2Config(await modelConfig(String(f['model-config']))));

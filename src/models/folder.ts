@@ -4,6 +4,7 @@ import { serializeSafetensors } from '../io/safetensors.js';
 import { parseWeights } from '../io/weights.js';
 import type { GPT2LMHeadModel } from './gpt2.js';
 import { gpt2FromStateDict, gpt2StateDict } from './state_dict.js';
+import { xlnetStateDict, type XLNetLMHeadModel } from './xlnet.js';
 
 /** config.json's text as an object; `where` names the file in errors. */
 export function parseConfigJson(text: string, where = 'config.json'): Record<string, unknown> {
@@ -46,5 +47,12 @@ export function gpt2FromFiles(configText: string, weights: Uint8Array, weightsNa
 export async function gpt2Files(model: GPT2LMHeadModel): Promise<{ config: string; weights: Uint8Array }> {
   const weights = serializeSafetensors(await gpt2StateDict(model), { format: 'pt' });
   const config = { architectures: ['GPT2LMHeadModel'], ...model.config, model_type: 'gpt2' };
+  return { config: `${JSON.stringify(config, null, 2)}\n`, weights };
+}
+
+/** config.json and model.safetensors of an XLNet, as XLNetLMHeadModel.save_pretrained writes them. */
+export async function xlnetFiles(model: XLNetLMHeadModel): Promise<{ config: string; weights: Uint8Array }> {
+  const weights = serializeSafetensors(await xlnetStateDict(model), { format: 'pt' });
+  const config = { architectures: ['XLNetLMHeadModel'], ...model.config, model_type: 'xlnet' };
   return { config: `${JSON.stringify(config, null, 2)}\n`, weights };
 }

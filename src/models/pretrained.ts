@@ -6,9 +6,10 @@ import path from 'node:path';
 import { atomicWriteFile, readBytes } from '../io/fs.js';
 import type { HostTensor } from '../io/safetensors.js';
 import { parseWeights } from '../io/weights.js';
-import { expectGpt2, gpt2Files, parseConfigJson } from './folder.js';
+import { expectGpt2, gpt2Files, parseConfigJson, xlnetFiles } from './folder.js';
 import { GPT2LMHeadModel } from './gpt2.js';
 import { gpt2FromStateDict } from './state_dict.js';
+import { XLNetLMHeadModel, xlnetFromStateDict } from './xlnet.js';
 
 /** Weight files we look for, in order of preference. */
 const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin'];
@@ -45,23 +46,34 @@ async function readWeights(dir: string): Promise<Map<string, HostTensor>> {
   }
 }
 
+/** The model classes a folder can hold. */
+export type PretrainedModel = GPT2LMHeadModel | XLNetLMHeadModel;
+
 /** Loads a Hugging Face model folder (config.json + weights), choosing the model class by config.model_type. */
-export async function loadPretrained(dir: string): Promise<GPT2LMHeadModel> {
+export async function loadPretrained(dir: string): Promise<PretrainedModel> {
   const config = await readJson(path.join(dir, 'config.json'));
-  expectGpt2(config, dir);
+  const type = config.model_type ?? 'gpt2';
+  if (type !== 'gpt2' && type !== 'xlnet') throw new Error(`${dir}: model_type "${String(type)}" is not supported (supported: gpt2, xlnet)`);
   const weights = await readWeights(dir);
   try {
-    return gpt2FromStateDict(config, weights);
+    return type === 'xlnet' ? xlnetFromStateDict(config, weights) : gpt2FromStateDict(config, weights);
   } catch (e) {
     throw new Error(`${dir}: ${(e as Error).message}`);
   }
 }
 
+/** loadPretrained for what runs GPT-2 only (`command` names it in the error an XLNet folder gets). */
+export async function loadGpt2(dir: string, command: string): Promise<GPT2LMHeadModel> {
+  const config = await readJson(path.join(dir, 'config.json'));
+  expectGpt2(config, `${dir} (${command} runs GPT-2 models)`);
+  return (await loadPretrained(dir)) as GPT2LMHeadModel;
+}
+
 /** Writes config.json and model.safetensors that Hugging Face's from_pretrained loads; each file atomically. */
-export async function savePretrained(model: GPT2LMHeadModel, dir: string): Promise<void> {
+export async function savePretrained(model: PretrainedModel, dir: string): Promise<void> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(dir, { recursive: true });
-  const { config, weights } = await gpt2Files(model);
+  const { config, weights } = model instanceof XLNetLMHeadModel ? await xlnetFiles(model) : await gpt2Files(model);
   await atomicWriteFile(path.join(dir, 'model.safetensors'), weights);
   await atomicWriteFile(path.join(dir, 'config.json'), config);
 }

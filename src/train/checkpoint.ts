@@ -13,7 +13,7 @@ import path from 'node:path';
 import { atomicWriteFile, readBytes } from '../io/fs.js';
 import { fromFloat32, parseSafetensors, serializeSafetensors, toFloat32, type HostTensor } from '../io/safetensors.js';
 import { GPT2LMHeadModel } from '../models/gpt2.js';
-import { loadPretrained, savePretrained } from '../models/pretrained.js';
+import { loadGpt2, savePretrained } from '../models/pretrained.js';
 import { zeros } from '../tensor.js';
 import type { TrainOptions, Trainer, TrainerState } from './trainer.js';
 
@@ -80,7 +80,7 @@ export async function loadCheckpoint(dir: string): Promise<{ model: GPT2LMHeadMo
   }
   if (meta.format !== 'webgpu-lm-checkpoint-1') throw new Error(`${found}: not a webgpu-lm checkpoint (format ${String(meta.format)})`);
   const { tensors: moments } = parseSafetensors(await readBytes(path.join(found, 'optimizer.safetensors')));
-  const model = await loadPretrained(found);
+  const model = await loadGpt2(found, 'resume');
   return { model, meta, moments };
 }
 
