@@ -10,18 +10,21 @@ export function useGpu(): void {
   });
 }
 
+/** mulberry32: a seeded stream of uniform numbers in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Deterministic uniform numbers in [lo, hi) (mulberry32). */
 export function rand(n: number, seed: number, lo = -1, hi = 1): Float64Array {
-  let s = seed >>> 0;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo));
-  }
-  return out;
+  const next = mulberry32(seed);
+  return Float64Array.from({ length: n }, () => lo + next() * (hi - lo));
 }
 
 export function numel(shape: readonly number[]): number {

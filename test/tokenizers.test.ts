@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { mulberry32 } from './helpers.js';
 import {
   BertTokenizer,
   GPT2Tokenizer,
@@ -35,17 +36,6 @@ const idInSmall = (token: string): number => {
   if (id < 0) throw new Error(`test setup: ${token} is not in vocab_small`);
   return id;
 };
-
-/** mulberry32: a seeded stream of uniform numbers in [0, 1). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random well-formed text mixing scripts, emoji, ZWJ, combining marks, whitespace of every kind and control characters. */
 function randomText(next: () => number, maxLength: number): string {
@@ -163,7 +153,7 @@ describe('GPT-2 byte-level BPE', () => {
         }
         return word.map((symbol) => encoder[symbol]!);
       });
-    const next = random(1234);
+    const next = mulberry32(1234);
     const texts = ['', '\r\n', '\u2028', '\ufeffBOM first', '\x00\x01\x7f', 'aaaaaaaaaaaaaaaaaaaaaaaa'];
     for (let i = 0; i < 300; i++) texts.push(randomText(next, 80));
     // One pre-token can be a long run of letters (Chinese without punctuation).

@@ -1,4 +1,4 @@
-// Tokenizers (browser-safe core): the common Tokenizer interface, BERT WordPiece, GPT-2 byte-level BPE, vocab building.
+// Tokenizers (browser-safe core): the common Tokenizer interface, BERT WordPiece, GPT-2 byte-level BPE, SentencePiece unigram, vocab building.
 
 export interface EncodeOptions {
   /**
@@ -50,4 +50,19 @@ export {
   type GPT2TokenizerOptions,
   type GPT2EncodeOptions,
 } from './bpe.js';
+export {
+  SentencePieceTokenizer,
+  SentencePieceNormalizer,
+  PieceType,
+  parseModelProto,
+  type ModelProto,
+  type NormalizerSpec,
+  type NormalizerOptions,
+  type SentencePieceEntry,
+  type SentencePieceMode,
+  type SentencePieceTokenizerOptions,
+  type TrainerSpec,
+  type XLNetInputOptions,
+  type XLNetInputs,
+} from './sentencepiece.js';
 export { makeVocab, formatVocabFile, type MakeVocabOptions } from './vocab.js';

@@ -309,7 +309,7 @@ const DIGIT_NOT_DECIMAL: readonly (readonly [number, number])[] = [
   [0x11052, 0x1105a], [0x1f100, 0x1f10a],
 ];
 
-function isPythonDigit(ch: string): boolean {
+export function isPythonDigit(ch: string): boolean {
   if (/^\p{Nd}$/u.test(ch)) return true;
   const cp = ch.codePointAt(0)!;
   return DIGIT_NOT_DECIMAL.some(([lo, hi]) => cp >= lo && cp <= hi);
