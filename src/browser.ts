@@ -36,7 +36,6 @@ export {
   xlnetConfig,
   xlnetFromStateDict,
   xlnetStateDict,
-  xlnetMasks,
   relativePositionTables,
   type XLNetConfig,
   type XLNetForwardInput,

@@ -8,17 +8,18 @@
 // Attention score of query i and key j (key j in the concatenation [mems; current], K = M + T keys):
 //   ((q_i + r_w_bias)·k_j + (q_i + r_r_bias)·kr(M + i - j) + (q_i + r_s_bias)·seg_embed[s_ij]) / sqrt(dh) - 1e30·blocked_ij
 // with kr(dist) the relative sinusoid of the distance projected by r, s_ij = 1 when i and j are in different
-// segments (memory counts as segment 0). The position term is computed as HF does: against a table of every
-// distance, then rel-shifted (reshape, drop a row, reshape) into [i, j] order; masks are built on the CPU.
+// segments (memory counts as segment 0). The core (scores, masks, softmax, values) is one fused op,
+// src/ops/rel_attention.ts: the position term reads a table of every distance instead of HF's rel-shift, and the
+// query stream attends only from its P slots (HF scatters them to all T positions and gathers back).
 // Internally batch-major [B, T, d]; mems are HF's sequence-first [M, B, d] (each layer's input), detached.
 
 import { crossEntropy } from '../ops/loss.js';
 import { dropout } from '../ops/dropout.js';
-import { add, expand, gelu, mul, relu } from '../ops/elementwise.js';
+import { add, expand, gelu, relu } from '../ops/elementwise.js';
 import { embedding } from '../ops/indexing.js';
 import { linear, matmul } from '../ops/matmul.js';
 import { cat, permute, reshape, slice } from '../ops/shape.js';
-import { softmax } from '../ops/softmax.js';
+import { relativeAttention } from '../ops/rel_attention.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, initial, parameter, withoutInit } from '../nn/module.js';
 import { fromFloat32, toFloat32, type HostTensor } from '../io/safetensors.js';
@@ -106,6 +107,7 @@ export function xlnetConfig(partial: Partial<XLNetConfig> & Record<string, unkno
     throw new Error(`XLNet config: d_head ${partial.d_head} must equal d_model / n_head = ${c.d_model / c.n_head}`);
   }
   c.d_head = c.d_model / c.n_head;
+  if (c.d_head % 4 !== 0) throw new Error(`XLNet config: d_head ${c.d_head} must be a multiple of 4 (the attention kernel reads heads as vec4s)`);
   if (!(c.ff_activation in ACTIVATIONS)) throw new Error(`XLNet config: ff_activation "${c.ff_activation}" is not supported (${Object.keys(ACTIVATIONS).join(', ')})`);
   if (c.attn_type !== 'bi' && c.attn_type !== 'uni') throw new Error(`XLNet config: attn_type must be "bi" or "uni", got "${c.attn_type}"`);
   if (!c.tie_word_embeddings) throw new Error('XLNet config: only tied word embeddings are supported (HF always ties lm_loss.weight)');
@@ -183,34 +185,25 @@ class XLNetRelativeAttention extends Module {
   }
 
   /**
-   * HF's rel_attn_core for queries q [B, n, T, dh] (content, or the query stream scattered to its positions)
-   * against keys k, values v [B, n, K, dh]; kr: the projected distance tables, one per half of the batch with
-   * bi_data; seg: same/different-segment indicators [B, 1, T, K]; mask: additive [B, 1, T, K]. -> [B, n, T, dh]
+   * HF's rel_attn_core for queries q [B, n, Q, dh] (the content stream's T tokens, or the query stream's P slots at
+   * positions ctx.qpos) against keys k, values v [B, n, K, dh] and the projected distance tables kr [NT, n, R, dh].
+   * The three biases and the segment embedding enter here; everything else is the fused op. -> [B, n, Q, dh]
    */
-  private core(q: Tensor, k: Tensor, v: Tensor, kr: Tensor[], seg: Segments | null, mask: Tensor | null): Tensor {
+  private core(q: Tensor, k: Tensor, v: Tensor, kr: Tensor, ctx: LayerContext, qpos: Int32Array, content: boolean): Tensor {
     const { n_head: n, d_head: dh } = this.config;
-    const [B, , T] = q.shape as [number, number, number];
-    const K = k.shape[2]!;
+    const [B, , Q] = q.shape as [number, number, number];
     const bias = (b: Tensor): Tensor => reshape(b, [1, n, 1, dh]);
-    // Content term: (q + u)·k_j   [B, n, T, K]
-    const ac = matmul(add(q, bias(this.r_w_bias)), k, { transB: true });
-    // Position term against every distance of the table (row p = distance K - p), then rel-shifted so that
-    // column j holds distance M + i - j: [B,n,T,R] -> [B,n,R,T] -> drop row 0 -> [B,n,T,R-1] -> first K columns.
-    const qr = add(q, bias(this.r_r_bias));
-    const halves = kr.length === 2 ? [slice(qr, 0, 0, B / 2), slice(qr, 0, B / 2, B)] : [qr];
-    const full = cat(halves.map((h, i) => matmul(h, kr[i]!, { transB: true })), 0); // [B, n, T, R]
-    const R = full.shape[3]!;
-    const bd = slice(reshape(slice(reshape(full, [B, n, R, T]), 2, 1), [B, n, T, R - 1]), 3, 0, K);
-    let score = add(ac, bd);
-    if (seg) {
-      // Segment term: (q + r_s_bias)·seg_embed[s_ij], s_ij one-hot as same·ef0 + diff·ef1 (exact for 0/1).
-      const ef = matmul(add(q, bias(this.r_s_bias)), permute(this.seg_embed, [1, 0, 2]), { transB: true }); // [B, n, T, 2]
-      score = add(score, add(mul(seg.same, slice(ef, 3, 0, 1)), mul(seg.diff, slice(ef, 3, 1, 2))));
-    }
-    score = mul(score, 1 / Math.sqrt(dh));
-    let p = softmax(score, -1, mask ?? undefined); // HF: score - 1e30·mask, softmax over all K keys
-    p = dropout(p, this.config.dropout, this.training);
-    return matmul(p, v); // [B, n, T, dh]
+    const stack = (b: Tensor): Tensor => reshape(add(q, bias(b)), [1, B, n, Q, dh]);
+    const qq = cat([stack(this.r_w_bias), stack(this.r_r_bias)], 0); // [2, B, n, Q, dh]
+    // Segment term per query row: (q + r_s_bias)·seg_embed[same, different]   [B, n, Q, 2]
+    const efs = ctx.types ? matmul(add(q, bias(this.r_s_bias)), reshape(permute(this.seg_embed, [1, 0, 2]), [1, n, 2, dh]), { transB: true }) : null;
+    return relativeAttention(qq, k, v, kr, efs, {
+      ...ctx.masks,
+      qpos,
+      selfVisible: content,
+      scale: 1 / Math.sqrt(dh),
+      dropout: this.training ? this.config.dropout : 0,
+    });
   }
 
   /** attn_vec [B, n, L, dh] through o (used transposed: out[c] = Σ_{h,e} av[h,e]·o[c,h,e]), residual, LayerNorm. */
@@ -228,20 +221,12 @@ class XLNetRelativeAttention extends Module {
     const keysIn = ctx.mem ? cat([permute(ctx.mem, [1, 0, 2]), h], 1) : h; // [B, K, d]
     const k = this.heads(keysIn, this.k);
     const v = this.heads(keysIn, this.v);
-    // Distance tables [R, d] projected by r -> [n, R, dh], shared by both streams.
-    const kr = ctx.pos.map((table) => permute(reshape(matmul(table, reshape(this.r, [d, n * dh])), [table.shape[0]!, n, dh]), [1, 0, 2]));
-    const hOut = this.post(h, this.core(this.heads(h, this.q), k, v, kr, ctx.seg, ctx.maskH));
-    if (!g || !ctx.targetMapping) return { h: hOut, g: null };
-    // Query stream: scatter each slot's query to its target position (one-hot rows), attend with the
-    // content stream's keys under mask_g, gather back to the slots (HF's two einsums, as matmuls).
-    const [B, P] = g.shape as [number, number];
-    const T = h.shape[1]!;
-    const tm = ctx.targetMapping; // [B, P, T]
-    const qg = reshape(matmul(g, reshape(this.q, [d, n * dh])), [B, P, n * dh]);
-    const qAt = permute(reshape(matmul(tm, qg, { transA: true }), [B, T, n, dh]), [0, 2, 1, 3]); // [B, n, T, dh]
-    const avAt = reshape(permute(this.core(qAt, k, v, kr, ctx.seg, ctx.maskG), [0, 2, 1, 3]), [B, T, n * dh]);
-    const avG = permute(reshape(matmul(tm, avAt), [B, P, n, dh]), [0, 2, 1, 3]); // [B, n, P, dh]
-    return { h: hOut, g: this.post(g, avG) };
+    // Distance tables [R, d] projected by r -> [NT, n, R, dh], shared by both streams.
+    const kr = cat(ctx.pos.map((table) => reshape(permute(reshape(matmul(table, reshape(this.r, [d, n * dh])), [table.shape[0]!, n, dh]), [1, 0, 2]), [1, n, table.shape[0]!, dh])), 0);
+    const hOut = this.post(h, this.core(this.heads(h, this.q), k, v, kr, ctx, ctx.contentPos, true));
+    if (!g || !ctx.slotPos) return { h: hOut, g: null };
+    // Query stream: each slot attends from its target position, with the content stream's keys, not seeing itself.
+    return { h: hOut, g: this.post(g, this.core(this.heads(g, this.q), k, v, kr, ctx, ctx.slotPos, false)) };
   }
 }
 
@@ -266,20 +251,17 @@ class XLNetFeedForward extends Module {
   }
 }
 
-/** Same/different-segment indicators, each [B, 1, T, K] f32 (0/1). */
-interface Segments {
-  same: Tensor;
-  diff: Tensor;
-}
-
-/** What every layer of one call shares: masks, segments, distance tables, this layer's memory. */
+/** What every layer of one call shares: masks and segments (host data), distance tables, positions, this layer's memory. */
 interface LayerContext {
   mem: Tensor | null;
   pos: Tensor[];
-  seg: Segments | null;
-  maskH: Tensor | null;
-  maskG: Tensor | null;
-  targetMapping: Tensor | null;
+  types: ArrayLike<number> | null;
+  /** T, M, token types, padding, perm_mask, uni / same_length / bi_data, as the fused op takes them. */
+  masks: { T: number; M: number; types?: ArrayLike<number>; pad?: ArrayLike<number>; perm?: ArrayLike<number>; uni: boolean; sameLength: boolean; biData: boolean };
+  /** [B, T]: 0..T-1 per row. */
+  contentPos: Int32Array;
+  /** [B, P]: each slot's target position, -1 for a padding slot; null without a target mapping. */
+  slotPos: Int32Array | null;
 }
 
 class XLNetLayer extends Module {
@@ -340,45 +322,6 @@ export function relativePositionTables(T: number, K: number, config: XLNetConfig
   return bi_data ? [table(1), table(-1)] : [table(1)];
 }
 
-/**
- * The blocked pairs of both streams as HF builds them, [B, T, K] of 0/1, or null when nothing is masked:
- * uni's causal rule (and same_length), padding keys (1 - attentionMask) and perm_mask on the current tokens;
- * memory columns are never data-masked. mask_h is mask_g with each token's own column cleared.
- */
-export function xlnetMasks(
-  B: number,
-  T: number,
-  M: number,
-  config: XLNetConfig,
-  attentionMask?: ArrayLike<number>,
-  permMask?: ArrayLike<number>,
-): { g: Uint8Array; h: Uint8Array } | null {
-  const uni = config.attn_type === 'uni';
-  if (!uni && !attentionMask && !permMask) return null;
-  const K = M + T;
-  const g = new Uint8Array(B * T * K);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < T; i++) {
-      for (let j = 0; j < K; j++) {
-        let blocked = uni && (j > M + i || (config.same_length && j < i));
-        if (j >= M) {
-          const c = j - M;
-          if (attentionMask && attentionMask[b * T + c] === 0) blocked = true;
-          if (permMask && permMask[(b * T + i) * T + c]! > 0) blocked = true;
-        }
-        g[(b * T + i) * K + j] = blocked ? 1 : 0;
-      }
-    }
-  }
-  const h = g.slice();
-  for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) h[(b * T + i) * K + M + i] = 0;
-  return { g, h };
-}
-
-/** HF subtracts 1e30 where blocked (not -inf: a fully blocked row becomes uniform, never NaN). */
-const additiveMask = (blocked: Uint8Array, B: number, T: number, K: number): Tensor =>
-  tensor(Float32Array.from(blocked, (x) => (x ? -1e30 : 0)), [B, 1, T, K]);
-
 /** XLNetLMHeadModel: the trunk and the LM head tied to word_embedding, with its own bias lm_loss.bias [V]. */
 export class XLNetLMHeadModel extends Module {
   readonly config: XLNetConfig;
@@ -403,13 +346,21 @@ export class XLNetLMHeadModel extends Module {
     checkInputs(cfg, B, T, M, P, input);
     const useMems = input.useMems ?? (this.training ? cfg.use_mems_train : cfg.use_mems_eval);
 
-    const masks = xlnetMasks(B, T, M, cfg, attentionMask, permMask);
     const ctxBase = {
       pos: relativePositionTables(T, K, cfg).map((t) => dropout(tensor(t, [t.length / cfg.d_model, cfg.d_model]), cfg.dropout, this.training)),
-      seg: tokenTypeIds ? segments(tokenTypeIds, B, T, M) : null,
-      maskH: masks ? additiveMask(masks.h, B, T, K) : null,
-      maskG: masks ? additiveMask(masks.g, B, T, K) : null,
-      targetMapping: targetMapping ? tensor(Float32Array.from(targetMapping), [B, P, T]) : null,
+      types: tokenTypeIds ?? null,
+      masks: {
+        T,
+        M,
+        ...(tokenTypeIds ? { types: tokenTypeIds } : {}),
+        ...(attentionMask ? { pad: attentionMask } : {}),
+        ...(permMask ? { perm: permMask } : {}),
+        uni: cfg.attn_type === 'uni',
+        sameLength: cfg.same_length,
+        biData: cfg.bi_data,
+      },
+      contentPos: Int32Array.from({ length: B * T }, (_, i) => i % T),
+      slotPos: targetMapping ? slotPositions(targetMapping, B, P, T) : null,
     };
     const t = this.transformer;
     let h = dropout(embedding(inputIds, t.word_embedding.weight), cfg.dropout, this.training); // [B, T, d]
@@ -457,16 +408,11 @@ class LMLossBias extends Module {
   }
 }
 
-/** same[b,0,i,j] = 1 when token i and key j share a segment (memory keys are segment 0), diff = 1 - same. */
-function segments(types: ArrayLike<number>, B: number, T: number, M: number): Segments {
-  const K = M + T;
-  const same = new Float32Array(B * T * K);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < T; i++) {
-      for (let j = 0; j < K; j++) same[(b * T + i) * K + j] = types[b * T + i] === (j < M ? 0 : types[b * T + j - M]) ? 1 : 0;
-    }
-  }
-  return { same: tensor(same, [B, 1, T, K]), diff: tensor(same.map((s) => 1 - s), [B, 1, T, K]) };
+/** The position each predict slot's one-hot row points at, -1 for an all-zero (padding) row. [B, P] */
+function slotPositions(targetMapping: ArrayLike<number>, B: number, P: number, T: number): Int32Array {
+  const pos = new Int32Array(B * P).fill(-1);
+  for (let bm = 0; bm < B * P; bm++) for (let t = 0; t < T; t++) if (targetMapping[bm * T + t] !== 0) pos[bm] = t;
+  return pos;
 }
 
 /** Shapes and contents of the host inputs, checked before any GPU work. */

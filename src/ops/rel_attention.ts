@@ -1,0 +1,189 @@
+// XLNet's relative attention core as one fused op (forward + backward): content, position and segment terms, the masks, softmax and the value product.
+
+import { defineOp } from '../autograd.js';
+import {
+  REL_FLAGS,
+  REL_ROW_INFO_WGSL,
+  relAttentionBackwardKeyWGSL,
+  relAttentionBackwardQueryWGSL,
+  relAttentionBackwardTableWGSL,
+  relAttentionForwardWGSL,
+  type RelAttentionVariant,
+} from '../../kernels/rel_attention.js';
+import { attentionBlock, attentionTile } from '../../kernels/attention.js';
+import { Kernel } from '../gpu/kernel.js';
+import { runtime } from '../gpu/runtime.js';
+import { nextSeed } from '../random.js';
+import { empty, tensor, type Tensor } from '../tensor.js';
+import { reshape, slice } from './shape.js';
+import { dispatch, expectDtype, fmt, grid1d, kernelCache } from './util.js';
+
+type Key = `${number}:${number}:${number}:${number}:${0 | 1}:${0 | 1}`;
+const variantOf = (key: Key): RelAttentionVariant => {
+  const [hs4, lanes, per, tile, seg, drop] = key.split(':').map(Number) as [number, number, number, number, number, number];
+  return { hs4, lanes, per, tile, seg: seg === 1, dropout: drop === 1 };
+};
+const forwardKernel = kernelCache<Key>('rel_attention_forward', (k) => relAttentionForwardWGSL(variantOf(k)));
+const dqKernel = kernelCache<Key>('rel_attention_backward_dq', (k) => relAttentionBackwardQueryWGSL(variantOf(k)));
+const dkvKernel = kernelCache<Key>('rel_attention_backward_dkv', (k) => relAttentionBackwardKeyWGSL(variantOf(k)));
+const dkrKernel = kernelCache<Key>('rel_attention_backward_dkr', (k) => relAttentionBackwardTableWGSL(variantOf(k)));
+const rowInfoKernel = new Kernel('rel_attention_backward_rows', REL_ROW_INFO_WGSL);
+
+export interface RelAttentionOptions {
+  /** Current tokens T (the last T of the K keys) and memory M = K - T. */
+  T: number;
+  M: number;
+  /** [B, Q] position of each query row (content stream: 0..T-1; query stream: the slot's target, -1 = padding slot). */
+  qpos: Int32Array;
+  /** [B, T] segment ids (needs efs); memory keys count as segment 0. */
+  types?: ArrayLike<number>;
+  /** [B, T], 0 = padding key. */
+  pad?: ArrayLike<number>;
+  /** [B, T, T], nonzero = query t may not see token c. */
+  perm?: ArrayLike<number>;
+  /** attn_type 'uni' (causal over [mem; current]), with same_length. */
+  uni?: boolean;
+  sameLength?: boolean;
+  /** Content stream: a token always sees itself. */
+  selfVisible?: boolean;
+  /** Second half of the batch reads table 1. */
+  biData?: boolean;
+  scale: number;
+  /** Attention dropout probability (training) and its mask seed (default nextSeed()). */
+  dropout?: number;
+  seed?: number;
+}
+
+interface Options {
+  B: number;
+  NH: number;
+  Q: number;
+  T: number;
+  M: number;
+  K: number;
+  R: number;
+  HS: number;
+  NT: number;
+  seg: boolean;
+  scale: number;
+  flags: number;
+  offsets: { types: number; pad: number; perm: number };
+  dropout: number;
+  seed: number;
+}
+
+/** Variant, Params and grid for kernels whose workgroups own blocks of `n` rows of each of `groups` (b, h) pairs. */
+function launch(o: Options, n: number, groups: number, tiles: number, perRow = true): { key: Key; params: Record<string, number>; grid: [number, number] } {
+  const hs4 = o.HS / 4;
+  const block = attentionBlock(n, hs4);
+  const per = perRow ? block.per : 1;
+  const lanes = perRow ? block.lanes : 64;
+  // Streamed rows per tile: `tiles` HS-long vec4 rows and one vec4 each in the adapter's workgroup memory.
+  const tile = tiles === 2 ? attentionTile(hs4, runtime().limits.maxComputeWorkgroupStorageSize) : Math.max(1, Math.min(32, Math.floor(runtime().limits.maxComputeWorkgroupStorageSize / (16 * (tiles * hs4 + 1) + 4))));
+  const blocks = Math.ceil(n / (lanes * per));
+  return {
+    key: `${hs4}:${lanes}:${per}:${tile}:${o.seg ? 1 : 0}:${o.dropout > 0 ? 1 : 0}`,
+    params: {
+      B: o.B, NH: o.NH, Q: o.Q, T: o.T, M: o.M, K: o.K, R: o.R, HS: o.HS, blocks, scale: o.scale, flags: o.flags,
+      off_types: o.offsets.types, off_pad: o.offsets.pad, off_perm: o.offsets.perm,
+      seed: o.seed, threshold: Math.min(Math.round(o.dropout * 2 ** 32), 2 ** 32 - 1), keep_scale: 1 / (1 - o.dropout),
+    },
+    grid: grid1d(blocks * groups, 1),
+  };
+}
+
+// Inputs: [qq, k, v, kr, meta] or [qq, k, v, kr, meta, efs].
+const relAttentionOp = defineOp<Tensor[], Options>({
+  name: 'relative_attention',
+  forward([qq, k, v, kr, meta, efs], o, save) {
+    const out = empty([o.B, o.NH, o.Q, o.HS], 'f32', 'rel_attention');
+    const stats = empty([o.B, o.NH, o.Q, 2], 'f32', 'rel_attention_stats');
+    const { key, params, grid } = launch(o, o.Q, o.B * o.NH, 2);
+    const inputs = [qq!.range, k!.range, v!.range, kr!.range, meta!.range, ...(efs ? [efs.range] : [])];
+    dispatch(forwardKernel(key), { buffers: [...inputs, out.range, stats.range], params, grid, label: `relativeAttention q${fmt(qq!)} k${fmt(k!)} kr${fmt(kr!)}` });
+    save(stats);
+    return out;
+  },
+  // s = qu·k_j + qv·kr_u + efs[s], x = s·scale - 1e30·blocked, o = Σ_j softmax(x)_j z_j v_j. With D = do·o and
+  // ds = p (z do·v_j - D) scale: dqu = Σ_j ds k_j, dqv = Σ_j ds kr_u, defs[s] = Σ ds, dk_j = Σ_rows ds qu,
+  // dv_j = Σ_rows p z do, dkr_u = Σ_(rows, j reading u) ds qv. meta is data: no gradient.
+  backward(g, { inputs: [qq, k, v, kr, meta, efs], options: o, out, saved: [stats] }) {
+    const rows = o.B * o.NH * o.Q;
+    const hs4 = o.HS / 4;
+    const doinfo = empty([rows, (hs4 + 1) * 4], 'f32', 'rel_attention_doinfo');
+    dispatch(rowInfoKernel, { buffers: [stats!.range, out.range, g.range, doinfo.range], params: { rows, hs4 }, grid: grid1d(rows, 64), label: 'relativeAttention_backward rows' });
+    const inputs = [qq!.range, k!.range, v!.range, kr!.range, meta!.range, ...(efs ? [efs.range] : []), doinfo.range];
+    // dq: dqu, dqv [2, B, NH, Q, HS], then defs [B, NH, Q, 2] in the same buffer.
+    const dqAll = empty([2 * rows * o.HS + 4 * Math.ceil(rows / 2)], 'f32', 'rel_attention_dq');
+    const q = launch(o, o.Q, o.B * o.NH, 2);
+    dispatch(dqKernel(q.key), { buffers: [...inputs, dqAll.range], params: q.params, grid: q.grid, label: 'relativeAttention_backward dq' });
+    const dkv = empty([2, o.B, o.NH, o.K, o.HS], 'f32', 'rel_attention_dkv');
+    const kv = launch(o, o.K, o.B * o.NH, 3);
+    dispatch(dkvKernel(kv.key), { buffers: [...inputs, dkv.range], params: kv.params, grid: kv.grid, label: 'relativeAttention_backward dk/dv' });
+    const dkr = empty(kr!.shape, 'f32', 'rel_attention_dkr');
+    const t = launch(o, o.R, o.NT * o.NH, 0, false);
+    dispatch(dkrKernel(t.key), { buffers: [...inputs, dkr.range], params: t.params, grid: t.grid, label: 'relativeAttention_backward dkr' });
+    doinfo.dispose();
+    const dqq = reshape(slice(dqAll, 0, 0, 2 * rows * o.HS), qq!.shape);
+    const defs = efs ? reshape(slice(dqAll, 0, 2 * rows * o.HS, 2 * rows * o.HS + 2 * rows), efs.shape) : null;
+    dqAll.dispose();
+    const dk = reshape(slice(dkv, 0, 0, 1), k!.shape);
+    const dv = reshape(slice(dkv, 0, 1, 2), v!.shape);
+    dkv.dispose();
+    return efs ? [dqq, dk, dv, dkr, null, defs] : [dqq, dk, dv, dkr, null];
+  },
+});
+
+/**
+ * XLNet's relative attention for Q query rows per (b, h) against K = M + T keys, fused (kernels/rel_attention.ts):
+ *   qq [2, B, NH, Q, HS] stacks qu = q + r_w_bias and qv = q + r_r_bias; k, v [B, NH, K, HS];
+ *   kr [NT, NH, R, HS]: row u of the distance table projected by r (distance K - u; NT = 2 with bi_data);
+ *   efs [B, NH, Q, 2]: (q + r_s_bias)·seg_embed[same, different], with options.types; else null.
+ * Returns [B, NH, Q, HS]. HS must be a multiple of 4. Masks and positions are host data (options).
+ */
+export function relativeAttention(qq: Tensor, k: Tensor, v: Tensor, kr: Tensor, efs: Tensor | null, options: RelAttentionOptions): Tensor {
+  expectDtype('relativeAttention', 'f32', { qq, k, v, kr, ...(efs ? { efs } : {}) });
+  const [two, B, NH, Q, HS] = qq.shape as [number, number, number, number, number];
+  const { T, M } = options;
+  const K = M + T;
+  const what = `qq${fmt(qq)} k${fmt(k)} v${fmt(v)} kr${fmt(kr)}`;
+  if (qq.ndim !== 5 || two !== 2) throw new RangeError(`relativeAttention: qq must be [2, B, NH, Q, HS], got ${what}`);
+  if (HS % 4 !== 0) throw new RangeError(`relativeAttention: the head size must be a multiple of 4, got ${HS}`);
+  if (k.shape.join() !== `${B},${NH},${K},${HS}` || v.shape.join() !== k.shape.join()) {
+    throw new RangeError(`relativeAttention: k and v must be [B, NH, M + T, HS] = [${B}, ${NH}, ${K}, ${HS}], got ${what}`);
+  }
+  const NT = options.biData ? 2 : 1;
+  if (kr.ndim !== 4 || kr.shape[0] !== NT || kr.shape[1] !== NH || kr.shape[3] !== HS) {
+    throw new RangeError(`relativeAttention: kr must be [${NT}, ${NH}, R, ${HS}], got ${what}`);
+  }
+  if (options.biData && B % 2 !== 0) throw new RangeError(`relativeAttention: bi_data needs an even batch, got B = ${B}`);
+  if ((efs === null) !== (options.types === undefined)) throw new Error('relativeAttention: efs and options.types come together');
+  if (efs && efs.shape.join() !== `${B},${NH},${Q},2`) throw new RangeError(`relativeAttention: efs must be [${B}, ${NH}, ${Q}, 2], got ${fmt(efs)}`);
+  if (options.qpos.length !== B * Q) throw new RangeError(`relativeAttention: qpos must have B·Q = ${B * Q} entries, got ${options.qpos.length}`);
+  const bad = options.qpos.find((t) => t >= T || t < -1);
+  if (bad !== undefined) throw new RangeError(`relativeAttention: query position ${bad} is outside [-1, ${T})`);
+  const dropout = options.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`relativeAttention: dropout must be in [0, 1), got ${dropout}`);
+
+  // meta: qpos | types | pad | perm, as i32.
+  const sizes = [B * Q, options.types ? B * T : 0, options.pad ? B * T : 0, options.perm ? B * T * T : 0];
+  const meta = new Int32Array(Math.max(1, sizes.reduce((a, b) => a + b, 0)));
+  meta.set(options.qpos, 0);
+  const offsets = { types: sizes[0]!, pad: sizes[0]! + sizes[1]!, perm: sizes[0]! + sizes[1]! + sizes[2]! };
+  if (options.types) meta.set(Int32Array.from(options.types), offsets.types);
+  if (options.pad) meta.set(Int32Array.from(options.pad, (x) => (x === 0 ? 0 : 1)), offsets.pad);
+  if (options.perm) meta.set(Int32Array.from(options.perm, (x) => (x > 0 ? 1 : 0)), offsets.perm);
+  const flags =
+    (options.uni ? REL_FLAGS.uni : 0) |
+    (options.sameLength ? REL_FLAGS.sameLength : 0) |
+    (options.selfVisible ? REL_FLAGS.selfVisible : 0) |
+    (options.biData ? REL_FLAGS.biData : 0) |
+    (options.pad ? REL_FLAGS.pad : 0) |
+    (options.perm ? REL_FLAGS.perm : 0);
+  const metaT = tensor(meta, [meta.length], { dtype: 'i32' });
+  const o: Options = {
+    B, NH, Q, T, M, K, R: kr.shape[2]!, HS, NT, seg: efs !== null, scale: options.scale, flags, offsets, dropout,
+    seed: dropout > 0 ? (options.seed ?? nextSeed()) : 0,
+  };
+  return relAttentionOp(efs ? [qq, k, v, kr, metaT, efs] : [qq, k, v, kr, metaT], o);
+}
