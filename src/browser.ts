@@ -49,3 +49,25 @@ export { Trainer, GPT2_CHINESE_TRAIN_DEFAULTS, type TrainOptions, type TrainerSt
 export { warmupLinear, warmupCosine } from './optim/schedule.js';
 export { parseCorpus } from '../datasets/articles.js';
 export { buildPieces, buildSinglePieces, windowStarts, epochBatches, batchTokens, estimatedTotalSteps } from '../datasets/gpt2_chinese.js';
+export {
+  XLNetPretrainingData,
+  sentenceStreamFromText,
+  sentenceStreamFromArticles,
+  batchifyStream,
+  splitAAndB,
+  sampleSpanMask,
+  localPermutation,
+  isXLNetStartPiece,
+  plmCollate,
+  type SentenceStream,
+  type SentenceStreamOptions,
+  type TokenizerWithSpecials,
+  type XLNetRows,
+  type SegmentSplit,
+  type SpanUnit,
+  type SpanMaskOptions,
+  type LocalPermutation,
+  type XLNetBatch,
+  type XLNetPretrainOptions,
+  type PlmCollatorOptions,
+} from '../datasets/xlnet.js';
