@@ -4,7 +4,7 @@
 // Validates first: query slots given the content stream's query vectors and self-visibility reproduce its rows.
 
 import { init, sync } from '../src/gpu/runtime.js';
-import { relativeAttention, type RelAttentionOptions } from '../src/ops/rel_attention.js';
+import { relAttentionPlan, relativeAttention, type RelAttentionPlan } from '../src/ops/rel_attention.js';
 import { manualSeed, randn } from '../src/random.js';
 import { noGrad } from '../src/autograd.js';
 import { tensor, tidy, type Tensor } from '../src/tensor.js';
@@ -25,19 +25,20 @@ const k = randn([B, NH, K, HS], { requiresGrad: true });
 const v = randn([B, NH, K, HS], { requiresGrad: true });
 const kr = randn([1, NH, R, HS], { requiresGrad: true });
 const perm = Float32Array.from({ length: B * T * T }, (_, i) => ((i * 2654435761) >>> 28) % 3 === 0 ? 1 : 0);
-const base = { T, M, perm, scale: 1 / Math.sqrt(HS) };
-const contentOpts: RelAttentionOptions = { ...base, qpos: Int32Array.from({ length: B * T }, (_, i) => i % T), selfVisible: true };
-const slotOpts: RelAttentionOptions = { ...base, qpos: Int32Array.from({ length: B * P }, (_, i) => Math.floor(((i % P) * T) / P)) };
+const positions = Array.from({ length: P }, (_, m) => Math.floor((m * T) / P)); // slot m predicts token positions[m]
+const slotPos = Int32Array.from({ length: B * P }, (_, i) => positions[i % P]!);
+const content = relAttentionPlan(B, T, { T, M, perm, qpos: Int32Array.from({ length: B * T }, (_, i) => i % T), selfVisible: true });
+const slots = relAttentionPlan(B, P, { T, M, perm, qpos: slotPos });
+const scale = { scale: 1 / Math.sqrt(HS) };
 
 // Validation: slots whose query vectors are the content stream's at their positions, allowed to see themselves,
 // reproduce the content stream's output rows there.
 const qqContent = randn([2, B, NH, T, HS], { requiresGrad: true });
-const positions = Array.from({ length: P }, (_, m) => Math.floor((m * T) / P));
 const ids = tensor(Int32Array.from(positions), [P], { dtype: 'i32' });
 const [whole, picked] = noGrad(() => {
-  const content = relativeAttention(qqContent, k, v, kr, null, contentOpts);
-  const slots = relativeAttention(indexSelect(qqContent, 3, ids), k, v, kr, null, { ...slotOpts, selfVisible: true });
-  return [indexSelect(content, 2, ids), slots];
+  const all = relativeAttention(qqContent, k, v, kr, null, content, scale);
+  const seeing = relAttentionPlan(B, P, { T, M, perm, qpos: slotPos, selfVisible: true });
+  return [indexSelect(all, 2, ids), relativeAttention(indexSelect(qqContent, 3, ids), k, v, kr, null, seeing, scale)];
 });
 const [want, got] = [Array.from(await whole!.toArray()), Array.from(await picked!.toArray())];
 const worst = want.reduce((m, x, i) => Math.max(m, Math.abs(x - got[i]!)), 0);
@@ -45,10 +46,10 @@ if (!(worst < 1e-5)) throw new Error(`validation failed: slot rows differ from c
 const qqSlots = randn([2, B, NH, P, HS], { requiresGrad: true });
 
 /** Mean seconds of forward + backward over `reps` runs (after one warm-up run that compiles the pipelines). */
-async function time(qq: Tensor, opts: RelAttentionOptions): Promise<number> {
+async function time(qq: Tensor, plan: RelAttentionPlan): Promise<number> {
   const once = (): void =>
     tidy(() => {
-      sum(relativeAttention(qq, k, v, kr, null, opts)).backward();
+      sum(relativeAttention(qq, k, v, kr, null, plan, scale)).backward();
     });
   once();
   await sync();
@@ -58,12 +59,12 @@ async function time(qq: Tensor, opts: RelAttentionOptions): Promise<number> {
   return (performance.now() - start) / 1000 / reps;
 }
 
-const content = await time(qqContent, contentOpts);
-const query = await time(qqSlots, slotOpts);
+const contentSeconds = await time(qqContent, content);
+const query = await time(qqSlots, slots);
 process.stdout.write(
   `adapter: ${gpu.name}\n` +
     `B ${B}, T ${T}, M ${M}, P ${P}, heads ${NH}, head size ${HS}: forward + backward of the fused relative attention\n` +
     `validation: slot rows == content rows (max |diff| ${worst.toExponential(1)})\n` +
-    `content stream (${T} rows): ${(content * 1000).toFixed(1)} ms\n` +
-    `query stream (${P} slots): ${(query * 1000).toFixed(1)} ms = ${((100 * query) / content).toFixed(0)}% of the content stream (P/T = ${((100 * P) / T).toFixed(0)}%)\n`,
+    `content stream (${T} rows): ${(contentSeconds * 1000).toFixed(1)} ms\n` +
+    `query stream (${P} slots): ${(query * 1000).toFixed(1)} ms = ${((100 * query) / contentSeconds).toFixed(0)}% of the content stream (P/T = ${((100 * P) / T).toFixed(0)}%)\n`,
 );

@@ -65,11 +65,12 @@ export function attentionBlock(n: number, hs4: number): { lanes: number; per: nu
 }
 
 /**
- * Streamed rows per tile: as many as fit two HS-long vec4 tiles plus one vec4 of row data each in the adapter's
- * workgroup memory (read, not assumed: 16 KiB is the WebGPU minimum, lavapipe offers 32 KiB), at most 32.
+ * Streamed rows per tile: as many as fit `vectors` HS-long vec4 rows plus one vec4 of row data (and `extraBytes`)
+ * per streamed row in the adapter's workgroup memory (read, not assumed: 16 KiB is the WebGPU minimum, lavapipe
+ * offers 32 KiB), at most 32. The kernels here stage two vectors per row (k and v, or q and do).
  */
-export function attentionTile(hs4: number, workgroupBytes: number): number {
-  return Math.max(1, Math.min(32, Math.floor(workgroupBytes / (16 * (2 * hs4 + 1)))));
+export function attentionTile(hs4: number, workgroupBytes: number, vectors = 2, extraBytes = 0): number {
+  return Math.max(1, Math.min(32, Math.floor(workgroupBytes / (16 * (vectors * hs4 + 1) + extraBytes))));
 }
 
 /** Params, constants and helpers every attention kernel shares. Binding 4 is keyPadding where there is one. */

@@ -2,7 +2,6 @@
 import { readFileSync, mkdtempSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as w from '../src/index.js';
 import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
@@ -10,12 +9,10 @@ import { parseWeights } from '../src/io/weights.js';
 import { GPT2LMHeadModel, type LayerPast } from '../src/models/gpt2.js';
 import { gpt2FromStateDict } from '../src/models/state_dict.js';
 import { loadPretrained } from '../src/models/pretrained.js';
-import { expectClose, useGpu, values } from './helpers.js';
+import { expectClose, expectFixtureGrads, fixtureTensors, hfFixture, useGpu, values } from './helpers.js';
 
 useGpu();
 
-const FIXTURES = fileURLToPath(new URL('../../shared/fixtures/hf', import.meta.url));
-const dir = (name: string): string => path.join(FIXTURES, name);
 const readJson = (file: string): any => JSON.parse(readFileSync(file, 'utf8'));
 
 interface JsonTensor {
@@ -24,26 +21,21 @@ interface JsonTensor {
 }
 const ids = (t: JsonTensor): w.Tensor => w.tensor(Int32Array.from(t.data), t.shape, { dtype: 'i32' });
 
-/** Expected outputs of a case by "<call>.<output>" name, as float64. */
-function expected(name: string, file = 'expected.safetensors'): Map<string, Float64Array> {
-  const { tensors } = parseSafetensors(new Uint8Array(readFileSync(path.join(dir(name), file))));
-  return new Map([...tensors].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
-}
 
 const LOGITS = { atol: 1e-4, rtol: 0 };
 const FORMATS = ['model.safetensors', 'pytorch_model.bin', 'pytorch_model.legacy.bin'];
 
 function load(name: string, file: string): GPT2LMHeadModel {
-  const config = readJson(path.join(dir(name), 'config.json'));
-  const model = gpt2FromStateDict(config, parseWeights(new Uint8Array(readFileSync(path.join(dir(name), file))), file));
+  const config = readJson(path.join(hfFixture(name), 'config.json'));
+  const model = gpt2FromStateDict(config, parseWeights(new Uint8Array(readFileSync(path.join(hfFixture(name), file))), file));
   return model.eval();
 }
 
 // The first model run compiles every kernel's pipeline, which takes a while on a CPU adapter.
 describe('GPT-2 forward parity (gpt2_tiny)', { timeout: 600_000 }, () => {
-  const inputs = readJson(path.join(dir('gpt2_tiny'), 'inputs.json'));
-  const want = expected('gpt2_tiny');
-  const scalars = readJson(path.join(dir('gpt2_tiny'), 'expected.json'));
+  const inputs = readJson(path.join(hfFixture('gpt2_tiny'), 'inputs.json'));
+  const want = fixtureTensors('gpt2_tiny');
+  const scalars = readJson(path.join(hfFixture('gpt2_tiny'), 'expected.json'));
 
   for (const file of FORMATS) {
     it(`${file}: logits, loss, -100 labels, cache, padding`, async () => {
@@ -120,23 +112,15 @@ describe('GPT-2 backward parity (gpt2_tiny_backward)', () => {
   for (const file of FORMATS) {
     it(`${file}: loss and every parameter gradient within 1e-3 relative`, async () => {
       const model = load('gpt2_tiny_backward', file);
-      const c = readJson(path.join(dir('gpt2_tiny_backward'), 'inputs.json')).train_step;
-      const scalars = readJson(path.join(dir('gpt2_tiny_backward'), 'expected.json'));
+      const c = readJson(path.join(hfFixture('gpt2_tiny_backward'), 'inputs.json')).train_step;
+      const scalars = readJson(path.join(hfFixture('gpt2_tiny_backward'), 'expected.json'));
       const loss = w.tidy(() => {
         const o = model.forward({ inputIds: ids(c.input_ids), labels: ids(c.labels) });
         o.loss!.backward();
         return o.loss!;
       });
       expectClose([await loss.item()], [scalars.train_step.loss], { atol: 1e-5, rtol: 1e-5 }, 'loss');
-      const grads = expected('gpt2_tiny_backward', 'grads.safetensors');
-      const named = new Map(model.namedParameters());
-      expect([...named.keys()].sort()).toEqual([...grads.keys()].sort());
-      for (const [name, g] of grads) {
-        const got = await values(named.get(name)!.grad!);
-        // Relative to the tensor's largest gradient: max |got - want| <= 1e-3 * max |want|.
-        const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        expectClose(got, g, { atol: 1e-3 * scale, rtol: 0 }, `d loss / d ${name}`);
-      }
+      await expectFixtureGrads(model.namedParameters(), 'gpt2_tiny_backward');
       loss.dispose();
       model.dispose();
     });
@@ -147,13 +131,13 @@ describe('GPT-2 checkpoints', () => {
   it('loadPretrained reads each format from a folder, and save() writes a folder that loads back bit for bit', async () => {
     const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-gpt2-'));
     try {
-      const src = dir('gpt2_tiny');
+      const src = hfFixture('gpt2_tiny');
       copyFileSync(path.join(src, 'config.json'), path.join(tmp, 'config.json'));
       copyFileSync(path.join(src, 'pytorch_model.legacy.bin'), path.join(tmp, 'pytorch_model.bin'));
-      const fromLegacy = (await loadPretrained(tmp)).eval();
+      const fromLegacy = ((await loadPretrained(tmp)) as GPT2LMHeadModel).eval();
       const out = path.join(tmp, 'saved');
       await fromLegacy.save(out);
-      const back = (await loadPretrained(out)).eval();
+      const back = ((await loadPretrained(out)) as GPT2LMHeadModel).eval();
       const stored = parseSafetensors(new Uint8Array(readFileSync(path.join(out, 'model.safetensors'))));
       expect(stored.metadata.format).toBe('pt');
       expect(stored.tensors.has('lm_head.weight')).toBe(false); // tied, as save_pretrained writes it
@@ -171,8 +155,8 @@ describe('GPT-2 checkpoints', () => {
   });
 
   it('refuses checkpoints that do not fit the config, naming the tensor and both shapes', () => {
-    const config = readJson(path.join(dir('gpt2_tiny'), 'config.json'));
-    const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));
+    const config = readJson(path.join(hfFixture('gpt2_tiny'), 'config.json'));
+    const weights = parseWeights(new Uint8Array(readFileSync(path.join(hfFixture('gpt2_tiny'), 'model.safetensors'))));
     const before = w.liveBuffers();
     // The first mismatch in the file's order is reported: e.g. "transformer.h.0.attn.c_attn.weight" has [64,192], needs [32,96].
     expect(() => gpt2FromStateDict({ ...config, n_embd: 32, n_head: 4 }, weights)).toThrow(
@@ -201,7 +185,7 @@ describe('GPT-2 checkpoints', () => {
       await model.save(tmp);
       const stored = parseSafetensors(new Uint8Array(readFileSync(path.join(tmp, 'model.safetensors'))));
       expect(Array.from(toFloat32(stored.tensors.get('transformer.wpe.weight')!))).toEqual(Array.from(table));
-      const back = (await loadPretrained(tmp)).eval();
+      const back = ((await loadPretrained(tmp)) as GPT2LMHeadModel).eval();
       const input = w.tensor(Int32Array.from([1, 5, 7]), [1, 3], { dtype: 'i32' });
       const a = w.tidy(() => model.forward({ inputIds: input }).logits);
       const b = w.tidy(() => back.forward({ inputIds: input }).logits);
@@ -260,8 +244,8 @@ describe('GPT-2 checkpoints', () => {
   });
 
   it('an untied model saved without lm_head.weight starts its head from the embedding', async () => {
-    const config = { ...readJson(path.join(dir('gpt2_tiny'), 'config.json')), tie_word_embeddings: false };
-    const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));
+    const config = { ...readJson(path.join(hfFixture('gpt2_tiny'), 'config.json')), tie_word_embeddings: false };
+    const weights = parseWeights(new Uint8Array(readFileSync(path.join(hfFixture('gpt2_tiny'), 'model.safetensors'))));
     const model = gpt2FromStateDict(config, weights);
     expect(model.lm_head).not.toBeNull();
     expect(model.namedParameters().map(([n]) => n)).toContain('lm_head.weight');
@@ -270,14 +254,14 @@ describe('GPT-2 checkpoints', () => {
   });
 
   it('accepts bare GPT2Model names (no "transformer." prefix) and skips mask buffers', async () => {
-    const config = readJson(path.join(dir('gpt2_tiny'), 'config.json'));
-    const weights = parseWeights(new Uint8Array(readFileSync(path.join(dir('gpt2_tiny'), 'model.safetensors'))));
+    const config = readJson(path.join(hfFixture('gpt2_tiny'), 'config.json'));
+    const weights = parseWeights(new Uint8Array(readFileSync(path.join(hfFixture('gpt2_tiny'), 'model.safetensors'))));
     const bare = new Map([...weights].map(([k, v]) => [k.replace(/^transformer\./, ''), v]));
     bare.set('h.0.attn.masked_bias', weights.get('transformer.ln_f.bias')!);
     const model = gpt2FromStateDict(config, bare).eval();
-    const input = w.tensor(Int32Array.from(readJson(path.join(dir('gpt2_tiny'), 'inputs.json')).full.input_ids.data), [2, 16], { dtype: 'i32' });
+    const input = w.tensor(Int32Array.from(readJson(path.join(hfFixture('gpt2_tiny'), 'inputs.json')).full.input_ids.data), [2, 16], { dtype: 'i32' });
     const logits = w.tidy(() => model.forward({ inputIds: input }).logits);
-    expectClose(await values(logits), expected('gpt2_tiny').get('full.logits')!, LOGITS, 'logits from bare names');
+    expectClose(await values(logits), fixtureTensors('gpt2_tiny').get('full.logits')!, LOGITS, 'logits from bare names');
     logits.dispose();
     input.dispose();
     model.dispose();

@@ -1,7 +1,33 @@
 // Test helpers: device setup, seeded random data, float64 comparisons and gradient checks by finite differences.
 
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, expect } from 'vitest';
-import { init, tensor, type Tensor } from '../src/index.js';
+import { init, parseSafetensors, tensor, toFloat32, type Tensor } from '../src/index.js';
+
+/** A case folder of ../shared/fixtures/hf (Hugging Face reference outputs). */
+export const hfFixture = (name: string): string => path.join(fileURLToPath(new URL('../../shared/fixtures/hf', import.meta.url)), name);
+
+/** The F32 tensors of a fixture's safetensors file (expected outputs or gradients) by name, as float64. */
+export function fixtureTensors(name: string, file = 'expected.safetensors'): Map<string, Float64Array> {
+  const { tensors } = parseSafetensors(new Uint8Array(readFileSync(path.join(hfFixture(name), file))));
+  return new Map([...tensors].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
+}
+
+/**
+ * The gradients left by backward() against a fixture's grads.safetensors: the same parameter names, and each
+ * within 1e-3 of that tensor's largest gradient (max |got - want| <= 1e-3 · max |want|).
+ */
+export async function expectFixtureGrads(named: [string, Tensor][], fixture: string): Promise<void> {
+  const grads = fixtureTensors(fixture, 'grads.safetensors');
+  const params = new Map(named);
+  expect([...params.keys()].sort()).toEqual([...grads.keys()].sort());
+  for (const [name, g] of grads) {
+    const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expectClose(await values(params.get(name)!.grad!), g, { atol: 1e-3 * scale, rtol: 0 }, `d loss / d ${name}`);
+  }
+}
 
 /** Opens the WebGPU device once per test file. Fails (never skips) when there is no adapter. */
 export function useGpu(): void {

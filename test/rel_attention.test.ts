@@ -1,7 +1,7 @@
 // XLNet's fused relative attention against a float64 reference: both streams, memory, masks, segments, bi_data, uni; gradients by finite differences.
 import { describe, expect, it } from 'vitest';
 import * as w from '../src/index.js';
-import { relativeAttention, type RelAttentionOptions } from '../src/ops/rel_attention.js';
+import { relAttentionPlan, relativeAttention, type RelAttentionMasks } from '../src/ops/rel_attention.js';
 import { relAttention, relAttentionBackward, type RelDims, type RelInputs, type RelOptions } from './reference/rel_attention.js';
 import { expectClose, f32, gradCheck, mulberry32, rand, useGpu, values } from './helpers.js';
 
@@ -29,7 +29,10 @@ interface Case {
 }
 
 /** Dimensions, host options and random inputs of a case (kr over the bi table: R = K + T; uni: K + 1). */
-function build(c: Case, seed: number): { dims: RelDims; ref: RelOptions; gpu: RelAttentionOptions; x: RelInputs & { efs: Float64Array | null } } {
+function build(
+  c: Case,
+  seed: number,
+): { dims: RelDims; ref: RelOptions; gpu: RelAttentionMasks; call: { scale: number; dropout?: number; seed?: number }; x: RelInputs & { efs: Float64Array | null } } {
   const { B, NH, T, M, HS } = c;
   const K = M + T;
   const R = c.uni ? K + 1 : K + T;
@@ -41,21 +44,23 @@ function build(c: Case, seed: number): { dims: RelDims; ref: RelOptions; gpu: Re
   const pad = c.pad ? Array.from({ length: B * T }, (_, i) => (i === (B - 1) * T ? 0 : 1)) : null;
   const perm = c.perm ? Array.from({ length: B * T * T }, () => (next() < 1 / 3 ? 1 : 0)) : null;
   const NT = c.biData ? 2 : 1;
+  // qu and qv: the two halves of one draw (the op takes them stacked as qq).
+  const qq = f32(rand(2 * B * NH * Q * HS, seed + 1, -1, 1));
   const x = {
-    qu: f32(rand(2 * B * NH * Q * HS, seed + 1, -1, 1)).subarray(0, B * NH * Q * HS),
-    qv: new Float64Array(0),
+    qu: qq.subarray(0, B * NH * Q * HS),
+    qv: qq.subarray(B * NH * Q * HS),
     k: f32(rand(B * NH * K * HS, seed + 2, -1, 1)),
     v: f32(rand(B * NH * K * HS, seed + 3)),
     kr: f32(rand(NT * NH * R * HS, seed + 4, -1, 1)),
     efs: c.types ? f32(rand(B * NH * Q * 2, seed + 5, -2, 2)) : null,
   };
-  x.qv = f32(rand(2 * B * NH * Q * HS, seed + 1, -1, 1)).subarray(B * NH * Q * HS);
   const scale = 1 / Math.sqrt(HS);
-  const common = { uni: !!c.uni, sameLength: !!c.sameLength, selfVisible: !c.slots, biData: !!c.biData, scale };
+  const common = { uni: !!c.uni, sameLength: !!c.sameLength, selfVisible: !c.slots, biData: !!c.biData };
   return {
     dims: { B, NH, Q, T, M, HS, R },
-    ref: { ...common, qpos, types, pad, perm },
-    gpu: { ...common, T, M, qpos, ...(types ? { types } : {}), ...(pad ? { pad } : {}), ...(perm ? { perm } : {}), ...(c.dropout ? { dropout: c.dropout, seed: 77 } : {}) },
+    ref: { ...common, scale, qpos, types, pad, perm },
+    gpu: { ...common, T, M, qpos, ...(types ? { types } : {}), ...(pad ? { pad } : {}), ...(perm ? { perm } : {}) },
+    call: { scale, ...(c.dropout ? { dropout: c.dropout, seed: 77 } : {}) },
     x,
   };
 }
@@ -75,7 +80,8 @@ function gpuInputs(c: Case, b: ReturnType<typeof build>, requiresGrad = false): 
   ];
 }
 
-const run = (b: ReturnType<typeof build>, ts: w.Tensor[]): w.Tensor => relativeAttention(ts[0]!, ts[1]!, ts[2]!, ts[3]!, ts[4] ?? null, b.gpu);
+const run = (b: ReturnType<typeof build>, ts: w.Tensor[]): w.Tensor =>
+  relativeAttention(ts[0]!, ts[1]!, ts[2]!, ts[3]!, ts[4] ?? null, relAttentionPlan(b.dims.B, b.dims.Q, b.gpu), b.call);
 
 const CASES: Case[] = [
   { name: 'content stream, no masks', B: 1, NH: 2, T: 5, M: 0, HS: 4 },

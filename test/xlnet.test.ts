@@ -2,18 +2,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as w from '../src/index.js';
-import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { parseWeights } from '../src/io/weights.js';
 import { XLNetLMHeadModel, xlnetFromStateDict, type XLNetForwardInput, type XLNetMems } from '../src/models/xlnet.js';
-import { expectClose, useGpu, values } from './helpers.js';
+import { expectClose, expectFixtureGrads, fixtureTensors, hfFixture, useGpu, values } from './helpers.js';
 
 useGpu();
 
-const FIXTURES = fileURLToPath(new URL('../../shared/fixtures/hf', import.meta.url));
-const dir = (name: string): string => path.join(FIXTURES, name);
 const readJson = (file: string): any => JSON.parse(readFileSync(file, 'utf8'));
 const FORMATS = ['model.safetensors', 'pytorch_model.bin', 'pytorch_model.legacy.bin'];
 const LOGITS = { atol: 1e-4, rtol: 0 };
@@ -23,14 +19,10 @@ interface JsonTensor {
   data: number[];
 }
 
-function expected(name: string, file = 'expected.safetensors'): Map<string, Float64Array> {
-  const { tensors } = parseSafetensors(new Uint8Array(readFileSync(path.join(dir(name), file))));
-  return new Map([...tensors].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
-}
 
 function load(name: string, file: string): XLNetLMHeadModel {
-  const config = readJson(path.join(dir(name), 'config.json'));
-  return xlnetFromStateDict(config, parseWeights(new Uint8Array(readFileSync(path.join(dir(name), file))), file)).eval();
+  const config = readJson(path.join(hfFixture(name), 'config.json'));
+  return xlnetFromStateDict(config, parseWeights(new Uint8Array(readFileSync(path.join(hfFixture(name), file))), file)).eval();
 }
 
 /** One fixture call as forward() input (mems passed separately). */
@@ -53,9 +45,9 @@ function input(c: Record<string, JsonTensor | unknown>, mems?: XLNetMems): XLNet
 /** Runs the six calls of xlnet_tiny / xlnet_tiny_bidata in order, mems carried as the fixture says, and compares everything. */
 async function checkCalls(name: string, file: string): Promise<void> {
   const model = load(name, file);
-  const inputs = readJson(path.join(dir(name), 'inputs.json'));
-  const scalars = readJson(path.join(dir(name), 'expected.json'));
-  const want = expected(name);
+  const inputs = readJson(path.join(hfFixture(name), 'inputs.json'));
+  const scalars = readJson(path.join(hfFixture(name), 'expected.json'));
+  const want = fixtureTensors(name);
   const memsOf = new Map<string, XLNetMems>();
   for (const call of ['call1_perm', 'call2_mems', 'call2b_mems_token_type', 'call0_plain', 'call3_padding', 'call4_after_padding']) {
     const c = inputs[call];
@@ -86,7 +78,7 @@ describe('XLNet forward parity', { timeout: 600_000 }, () => {
   });
   it('padding: the real tokens of a left-padded row give the logits of the same tokens unpadded, as in HF', async () => {
     const model = load('xlnet_tiny', 'model.safetensors');
-    const c = readJson(path.join(dir('xlnet_tiny'), 'inputs.json')).call3_padding;
+    const c = readJson(path.join(hfFixture('xlnet_tiny'), 'inputs.json')).call3_padding;
     const pads = (c.attention_mask.data as number[]).slice(12).filter((x) => x === 0).length;
     expect(pads).toBe(3);
     const padded = w.tidy(() => model.forward({ ...input(c), useMems: false }).logits);
@@ -104,23 +96,16 @@ describe('XLNet backward parity (xlnet_tiny_backward)', () => {
   for (const file of FORMATS) {
     it(`${file}: loss and every parameter gradient within 1e-3 of the largest`, async () => {
       const model = load('xlnet_tiny_backward', file);
-      const c = readJson(path.join(dir('xlnet_tiny_backward'), 'inputs.json')).train_step;
-      const scalars = readJson(path.join(dir('xlnet_tiny_backward'), 'expected.json'));
+      const c = readJson(path.join(hfFixture('xlnet_tiny_backward'), 'inputs.json')).train_step;
+      const scalars = readJson(path.join(hfFixture('xlnet_tiny_backward'), 'expected.json'));
       const out = w.tidy(() => {
         const o = model.forward(input(c));
         o.loss!.backward();
         return { loss: o.loss!, logits: o.logits };
       });
-      expectClose(await values(out.logits), expected('xlnet_tiny_backward').get('train_step.logits')!, LOGITS, 'logits');
+      expectClose(await values(out.logits), fixtureTensors('xlnet_tiny_backward').get('train_step.logits')!, LOGITS, 'logits');
       expectClose([await out.loss.item()], [scalars.train_step.loss], { atol: 1e-5, rtol: 1e-5 }, 'loss');
-      const grads = expected('xlnet_tiny_backward', 'grads.safetensors');
-      const named = new Map(model.namedParameters());
-      expect([...named.keys()].sort()).toEqual([...grads.keys()].sort());
-      for (const [name, g] of grads) {
-        const got = await values(named.get(name)!.grad!);
-        const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        expectClose(got, g, { atol: 1e-3 * scale, rtol: 0 }, `d loss / d ${name}`);
-      }
+      await expectFixtureGrads(model.namedParameters(), 'xlnet_tiny_backward');
       out.loss.dispose();
       out.logits.dispose();
       model.dispose();
@@ -130,13 +115,13 @@ describe('XLNet backward parity (xlnet_tiny_backward)', () => {
 
 describe('XLNet checkpoints', () => {
   it('loadPretrained picks XLNet by model_type; savePretrained writes a folder that loads back bit for bit', async () => {
-    const model = await w.loadPretrained(dir('xlnet_tiny'));
+    const model = await w.loadPretrained(hfFixture('xlnet_tiny'));
     expect(model).toBeInstanceOf(XLNetLMHeadModel);
     const xl = (model as XLNetLMHeadModel).eval();
-    const c = readJson(path.join(dir('xlnet_tiny'), 'inputs.json')).call0_plain;
+    const c = readJson(path.join(hfFixture('xlnet_tiny'), 'inputs.json')).call0_plain;
     const logits = w.tidy(() => xl.forward({ ...input(c), useMems: false }).logits);
     const got = await values(logits);
-    expectClose(got, expected('xlnet_tiny').get('call0_plain.logits')!, LOGITS, 'call0_plain from loadPretrained');
+    expectClose(got, fixtureTensors('xlnet_tiny').get('call0_plain.logits')!, LOGITS, 'call0_plain from loadPretrained');
     const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-xlnet-'));
     try {
       await w.savePretrained(xl, tmp);
@@ -171,7 +156,7 @@ describe('XLNet checkpoints', () => {
     expect(() => model.forward({ inputIds: ids, mems: [w.zeros([3, 2, 64])] })).toThrow(/mems has 1 layers, the model has 2/);
     expect(w.runtime().stats.dispatches).toBe(before);
     model.dispose();
-    const bi = xlnetFromStateDict({ ...readJson(path.join(dir('xlnet_tiny'), 'config.json')), bi_data: true }, parseWeights(new Uint8Array(readFileSync(path.join(dir('xlnet_tiny'), 'model.safetensors')))));
+    const bi = xlnetFromStateDict({ ...readJson(path.join(hfFixture('xlnet_tiny'), 'config.json')), bi_data: true }, parseWeights(new Uint8Array(readFileSync(path.join(hfFixture('xlnet_tiny'), 'model.safetensors')))));
     const odd = w.tensor(Int32Array.from([1, 2, 3]), [1, 3], { dtype: 'i32' });
     expect(() => bi.forward({ inputIds: odd })).toThrow(/bi_data needs an even batch .* got B = 1/);
     bi.dispose();

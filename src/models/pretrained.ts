@@ -49,9 +49,10 @@ async function readWeights(dir: string): Promise<Map<string, HostTensor>> {
 /** The model classes a folder can hold. */
 export type PretrainedModel = GPT2LMHeadModel | XLNetLMHeadModel;
 
-/** Loads a Hugging Face model folder (config.json + weights), choosing the model class by config.model_type. */
-export async function loadPretrained(dir: string): Promise<PretrainedModel> {
+/** Reads config.json once, lets `check` refuse it before the weights are read, then builds the model its model_type names. */
+async function load(dir: string, check?: (config: Record<string, unknown>) => void): Promise<PretrainedModel> {
   const config = await readJson(path.join(dir, 'config.json'));
+  check?.(config);
   const type = config.model_type ?? 'gpt2';
   if (type !== 'gpt2' && type !== 'xlnet') throw new Error(`${dir}: model_type "${String(type)}" is not supported (supported: gpt2, xlnet)`);
   const weights = await readWeights(dir);
@@ -62,11 +63,14 @@ export async function loadPretrained(dir: string): Promise<PretrainedModel> {
   }
 }
 
+/** Loads a Hugging Face model folder (config.json + weights), choosing the model class by config.model_type. */
+export function loadPretrained(dir: string): Promise<PretrainedModel> {
+  return load(dir);
+}
+
 /** loadPretrained for what runs GPT-2 only (`command` names it in the error an XLNet folder gets). */
 export async function loadGpt2(dir: string, command: string): Promise<GPT2LMHeadModel> {
-  const config = await readJson(path.join(dir, 'config.json'));
-  expectGpt2(config, `${dir} (${command} runs GPT-2 models)`);
-  return (await loadPretrained(dir)) as GPT2LMHeadModel;
+  return (await load(dir, (config) => expectGpt2(config, `${dir} (${command} runs GPT-2 models)`))) as GPT2LMHeadModel;
 }
 
 /** Writes config.json and model.safetensors that Hugging Face's from_pretrained loads; each file atomically. */

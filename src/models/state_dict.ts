@@ -1,4 +1,4 @@
-// GPT-2 weights to and from Hugging Face state dicts (name -> host tensor): name normalisation, checks, tied head. Browser-clean.
+// Model weights from Hugging Face state dicts (name -> host tensor): the shared upload and checks, and GPT-2's names and tied head. Browser-clean.
 
 import { fromFloat32, toFloat32, type HostTensor } from '../io/safetensors.js';
 import { withoutInit } from '../nn/module.js';
@@ -21,6 +21,48 @@ function weightsByName(model: GPT2LMHeadModel): Map<string, Tensor> {
   return out;
 }
 
+/** How a model family reads its checkpoints, for uploadStateDict. */
+export interface StateDictRules {
+  /** "GPT-2", "XLNet": the start of every error. */
+  family: string;
+  /** The model's name for a stored name (prefix handling). */
+  canonical: (stored: string) => string;
+  /** Stored tensors that are not weights of this model (mask buffers, tied or other heads). */
+  skip: (name: string) => boolean;
+  /** The config sizes that decide every shape, for the wrong-shape error: "n_embd 64, n_head 2, …". */
+  sizes: string;
+  /** What an unknown tensor is not, for its error: "not a GPT-2 weight for this config". */
+  notOurs: string;
+}
+
+/**
+ * Uploads each stored tensor into the parameter of its canonical name, refusing unknown and mis-shaped ones.
+ * Returns the names filled; the caller checks what is missing.
+ */
+export function uploadStateDict(targets: ReadonlyMap<string, Tensor>, weights: ReadonlyMap<string, HostTensor>, rules: StateDictRules): Set<string> {
+  const loaded = new Set<string>();
+  for (const [stored, host] of weights) {
+    const name = rules.canonical(stored);
+    if (rules.skip(name)) continue;
+    const target = targets.get(name);
+    if (!target) throw new Error(`${rules.family} checkpoint: unexpected tensor "${stored}" (${rules.notOurs})`);
+    if (host.shape.join() !== target.shape.join()) {
+      throw new Error(`${rules.family} checkpoint: "${stored}" has shape [${host.shape}] but the config (${rules.sizes}) needs [${target.shape}]`);
+    }
+    target.upload(toFloat32(host));
+    loaded.add(name);
+  }
+  return loaded;
+}
+
+/** Throws naming (up to 8 of) the targets not in `loaded`. */
+export function expectComplete(family: string, targets: Iterable<string>, loaded: ReadonlySet<string>): void {
+  const missing = [...targets].filter((n) => !loaded.has(n));
+  if (missing.length > 0) {
+    throw new Error(`${family} checkpoint: missing ${missing.length} weight(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`);
+  }
+}
+
 /**
  * A GPT2LMHeadModel with the weights of a Hugging Face state dict. Accepts names with or without the
  * "transformer." prefix, skips attn.bias / attn.masked_bias buffers, uses wte when a tied lm_head.weight is
@@ -31,34 +73,22 @@ export function gpt2FromStateDict(config: Partial<GPT2Config>, weights: Readonly
   const model = withoutInit(() => new GPT2LMHeadModel(cfg));
   try {
     const targets = weightsByName(model);
-    const loaded = new Set<string>();
-    for (const [stored, host] of weights) {
-      const name = canonical(stored);
-      if (MASK_BUFFER.test(name)) continue;
-      if (name === 'lm_head.weight' && cfg.tie_word_embeddings) continue;
-      // Sinusoidal positions are recomputed, whatever a checkpoint saved for them.
-      if (name === 'wpe.weight' && cfg.position_embedding_type === 'sinusoidal') continue;
-      const target = targets.get(name);
-      if (!target) throw new Error(`GPT-2 checkpoint: unexpected tensor "${stored}" (not a GPT-2 weight for this config)`);
-      if (host.shape.join() !== target.shape.join()) {
-        throw new Error(
-          `GPT-2 checkpoint: "${stored}" has shape [${host.shape}] but the config (n_embd ${cfg.n_embd}, n_head ${cfg.n_head}, ` +
-            `n_layer ${cfg.n_layer}, vocab_size ${cfg.vocab_size}, n_positions ${cfg.n_positions}) needs [${target.shape}]`,
-        );
-      }
-      target.upload(toFloat32(host));
-      loaded.add(name);
-    }
+    const sinusoidal = cfg.position_embedding_type === 'sinusoidal';
+    const loaded = uploadStateDict(targets, weights, {
+      family: 'GPT-2',
+      canonical,
+      // Mask buffers, a tied head, and sinusoidal positions (recomputed, whatever a checkpoint saved for them).
+      skip: (name) => MASK_BUFFER.test(name) || (name === 'lm_head.weight' && cfg.tie_word_embeddings) || (name === 'wpe.weight' && sinusoidal),
+      sizes: `n_embd ${cfg.n_embd}, n_head ${cfg.n_head}, n_layer ${cfg.n_layer}, vocab_size ${cfg.vocab_size}, n_positions ${cfg.n_positions}`,
+      notOurs: 'not a GPT-2 weight for this config',
+    });
     const wte = weights.get('transformer.wte.weight') ?? weights.get('wte.weight');
     if (!cfg.tie_word_embeddings && !loaded.has('lm_head.weight') && wte) {
       // An untied model saved without its head: start the head from the embedding, as a tied one would be.
       targets.get('lm_head.weight')!.upload(toFloat32(wte));
       loaded.add('lm_head.weight');
     }
-    const missing = [...targets.keys()].filter((n) => !loaded.has(n) && !(n === 'wpe.weight' && cfg.position_embedding_type === 'sinusoidal'));
-    if (missing.length > 0) {
-      throw new Error(`GPT-2 checkpoint: missing ${missing.length} weight(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`);
-    }
+    expectComplete('GPT-2', [...targets.keys()].filter((n) => !(n === 'wpe.weight' && sinusoidal)), loaded);
     return model;
   } catch (e) {
     model.dispose();

@@ -19,10 +19,11 @@ import { add, expand, gelu, relu } from '../ops/elementwise.js';
 import { embedding } from '../ops/indexing.js';
 import { linear, matmul } from '../ops/matmul.js';
 import { cat, permute, reshape, slice } from '../ops/shape.js';
-import { relativeAttention } from '../ops/rel_attention.js';
+import { relAttentionPlan, relativeAttention, type RelAttentionPlan } from '../ops/rel_attention.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, initial, parameter, withoutInit } from '../nn/module.js';
-import { fromFloat32, toFloat32, type HostTensor } from '../io/safetensors.js';
+import { fromFloat32, type HostTensor } from '../io/safetensors.js';
+import { expectComplete, uploadStateDict } from './state_dict.js';
 import { randn } from '../random.js';
 import { tensor, zeros, type Tensor } from '../tensor.js';
 
@@ -185,25 +186,19 @@ class XLNetRelativeAttention extends Module {
   }
 
   /**
-   * HF's rel_attn_core for queries q [B, n, Q, dh] (the content stream's T tokens, or the query stream's P slots at
-   * positions ctx.qpos) against keys k, values v [B, n, K, dh] and the projected distance tables kr [NT, n, R, dh].
+   * HF's rel_attn_core for queries q [B, n, Q, dh] (the content stream's T tokens, or the query stream's P slots,
+   * as the plan says) against keys k, values v [B, n, K, dh] and the projected distance tables kr [NT, n, R, dh].
    * The three biases and the segment embedding enter here; everything else is the fused op. -> [B, n, Q, dh]
    */
-  private core(q: Tensor, k: Tensor, v: Tensor, kr: Tensor, ctx: LayerContext, qpos: Int32Array, content: boolean): Tensor {
+  private core(q: Tensor, k: Tensor, v: Tensor, kr: Tensor, plan: RelAttentionPlan): Tensor {
     const { n_head: n, d_head: dh } = this.config;
     const [B, , Q] = q.shape as [number, number, number];
     const bias = (b: Tensor): Tensor => reshape(b, [1, n, 1, dh]);
     const stack = (b: Tensor): Tensor => reshape(add(q, bias(b)), [1, B, n, Q, dh]);
     const qq = cat([stack(this.r_w_bias), stack(this.r_r_bias)], 0); // [2, B, n, Q, dh]
     // Segment term per query row: (q + r_s_bias)·seg_embed[same, different]   [B, n, Q, 2]
-    const efs = ctx.types ? matmul(add(q, bias(this.r_s_bias)), reshape(permute(this.seg_embed, [1, 0, 2]), [1, n, 2, dh]), { transB: true }) : null;
-    return relativeAttention(qq, k, v, kr, efs, {
-      ...ctx.masks,
-      qpos,
-      selfVisible: content,
-      scale: 1 / Math.sqrt(dh),
-      dropout: this.training ? this.config.dropout : 0,
-    });
+    const efs = plan.seg ? matmul(add(q, bias(this.r_s_bias)), reshape(permute(this.seg_embed, [1, 0, 2]), [1, n, 2, dh]), { transB: true }) : null;
+    return relativeAttention(qq, k, v, kr, efs, plan, { scale: 1 / Math.sqrt(dh), dropout: this.training ? this.config.dropout : 0 });
   }
 
   /** attn_vec [B, n, L, dh] through o (used transposed: out[c] = Σ_{h,e} av[h,e]·o[c,h,e]), residual, LayerNorm. */
@@ -223,10 +218,10 @@ class XLNetRelativeAttention extends Module {
     const v = this.heads(keysIn, this.v);
     // Distance tables [R, d] projected by r -> [NT, n, R, dh], shared by both streams.
     const kr = cat(ctx.pos.map((table) => reshape(permute(reshape(matmul(table, reshape(this.r, [d, n * dh])), [table.shape[0]!, n, dh]), [1, 0, 2]), [1, n, table.shape[0]!, dh])), 0);
-    const hOut = this.post(h, this.core(this.heads(h, this.q), k, v, kr, ctx, ctx.contentPos, true));
-    if (!g || !ctx.slotPos) return { h: hOut, g: null };
+    const hOut = this.post(h, this.core(this.heads(h, this.q), k, v, kr, ctx.content));
+    if (!g || !ctx.slots) return { h: hOut, g: null };
     // Query stream: each slot attends from its target position, with the content stream's keys, not seeing itself.
-    return { h: hOut, g: this.post(g, this.core(this.heads(g, this.q), k, v, kr, ctx, ctx.slotPos, false)) };
+    return { h: hOut, g: this.post(g, this.core(this.heads(g, this.q), k, v, kr, ctx.slots)) };
   }
 }
 
@@ -251,17 +246,14 @@ class XLNetFeedForward extends Module {
   }
 }
 
-/** What every layer of one call shares: masks and segments (host data), distance tables, positions, this layer's memory. */
+/** What every layer of one call shares: the distance tables, both streams' masks (packed once), this layer's memory. */
 interface LayerContext {
   mem: Tensor | null;
   pos: Tensor[];
-  types: ArrayLike<number> | null;
-  /** T, M, token types, padding, perm_mask, uni / same_length / bi_data, as the fused op takes them. */
-  masks: { T: number; M: number; types?: ArrayLike<number>; pad?: ArrayLike<number>; perm?: ArrayLike<number>; uni: boolean; sameLength: boolean; biData: boolean };
-  /** [B, T]: 0..T-1 per row. */
-  contentPos: Int32Array;
-  /** [B, P]: each slot's target position, -1 for a padding slot; null without a target mapping. */
-  slotPos: Int32Array | null;
+  /** The content stream: rows 0..T-1, each sees itself. */
+  content: RelAttentionPlan;
+  /** The query stream: each slot at its target position (-1 for a padding slot); null without a target mapping. */
+  slots: RelAttentionPlan | null;
 }
 
 class XLNetLayer extends Module {
@@ -346,21 +338,20 @@ export class XLNetLMHeadModel extends Module {
     checkInputs(cfg, B, T, M, P, input);
     const useMems = input.useMems ?? (this.training ? cfg.use_mems_train : cfg.use_mems_eval);
 
+    const masks = {
+      T,
+      M,
+      ...(tokenTypeIds ? { types: tokenTypeIds } : {}),
+      ...(attentionMask ? { pad: attentionMask } : {}),
+      ...(permMask ? { perm: permMask } : {}),
+      uni: cfg.attn_type === 'uni',
+      sameLength: cfg.same_length,
+      biData: cfg.bi_data,
+    };
     const ctxBase = {
       pos: relativePositionTables(T, K, cfg).map((t) => dropout(tensor(t, [t.length / cfg.d_model, cfg.d_model]), cfg.dropout, this.training)),
-      types: tokenTypeIds ?? null,
-      masks: {
-        T,
-        M,
-        ...(tokenTypeIds ? { types: tokenTypeIds } : {}),
-        ...(attentionMask ? { pad: attentionMask } : {}),
-        ...(permMask ? { perm: permMask } : {}),
-        uni: cfg.attn_type === 'uni',
-        sameLength: cfg.same_length,
-        biData: cfg.bi_data,
-      },
-      contentPos: Int32Array.from({ length: B * T }, (_, i) => i % T),
-      slotPos: targetMapping ? slotPositions(targetMapping, B, P, T) : null,
+      content: relAttentionPlan(B, T, { ...masks, qpos: Int32Array.from({ length: B * T }, (_, i) => i % T), selfVisible: true }),
+      slots: targetMapping ? relAttentionPlan(B, P, { ...masks, qpos: slotPositions(targetMapping, B, P, T) }) : null,
     };
     const t = this.transformer;
     let h = dropout(embedding(inputIds, t.word_embedding.weight), cfg.dropout, this.training); // [B, T, d]
@@ -471,27 +462,16 @@ export function xlnetFromStateDict(config: Partial<XLNetConfig>, weights: Readon
   const model = withoutInit(() => new XLNetLMHeadModel(config));
   try {
     const targets = new Map(model.namedParameters());
-    const loaded = new Set<string>();
-    for (const [stored, host] of weights) {
-      const name = canonical(stored);
-      if (OTHER_HEADS.test(name)) continue;
-      const target = targets.get(name);
-      if (!target) throw new Error(`XLNet checkpoint: unexpected tensor "${stored}" (not an XLNet weight)`);
-      if (host.shape.join() !== target.shape.join()) {
-        const c = model.config;
-        throw new Error(
-          `XLNet checkpoint: "${stored}" has shape [${host.shape}] but the config (d_model ${c.d_model}, n_head ${c.n_head}, ` +
-            `d_inner ${c.d_inner}, n_layer ${c.n_layer}, vocab_size ${c.vocab_size}) needs [${target.shape}]`,
-        );
-      }
-      target.upload(toFloat32(host));
-      loaded.add(name);
-    }
-    if (!loaded.has('lm_loss.bias')) targets.get('lm_loss.bias')!.upload(new Float32Array(model.config.vocab_size));
-    const missing = [...targets.keys()].filter((n) => !loaded.has(n) && n !== 'lm_loss.bias');
-    if (missing.length > 0) {
-      throw new Error(`XLNet checkpoint: missing ${missing.length} weight(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`);
-    }
+    const c = model.config;
+    const loaded = uploadStateDict(targets, weights, {
+      family: 'XLNet',
+      canonical,
+      skip: (name) => OTHER_HEADS.test(name),
+      notOurs: 'not an XLNet weight',
+      sizes: `d_model ${c.d_model}, n_head ${c.n_head}, d_inner ${c.d_inner}, n_layer ${c.n_layer}, vocab_size ${c.vocab_size}`,
+    });
+    if (!loaded.has('lm_loss.bias')) targets.get('lm_loss.bias')!.upload(new Float32Array(c.vocab_size));
+    expectComplete('XLNet', [...targets.keys()].filter((n) => n !== 'lm_loss.bias'), loaded);
     return model;
   } catch (e) {
     model.dispose();

@@ -29,7 +29,8 @@ const dkvKernel = kernelCache<Key>('rel_attention_backward_dkv', (k) => relAtten
 const dkrKernel = kernelCache<Key>('rel_attention_backward_dkr', (k) => relAttentionBackwardTableWGSL(variantOf(k)));
 const rowInfoKernel = new Kernel('rel_attention_backward_rows', REL_ROW_INFO_WGSL);
 
-export interface RelAttentionOptions {
+/** The host data of one attention call: which keys each query row may see, and its segments and positions. */
+export interface RelAttentionMasks {
   /** Current tokens T (the last T of the K keys) and memory M = K - T. */
   T: number;
   M: number;
@@ -48,10 +49,47 @@ export interface RelAttentionOptions {
   selfVisible?: boolean;
   /** Second half of the batch reads table 1. */
   biData?: boolean;
-  scale: number;
-  /** Attention dropout probability (training) and its mask seed (default nextSeed()). */
-  dropout?: number;
-  seed?: number;
+}
+
+/**
+ * RelAttentionMasks checked and packed once into the kernels' i32 buffer (qpos | types | pad | perm), so every
+ * layer of a forward pass (and every stream sharing the masks) reuses one upload.
+ */
+export interface RelAttentionPlan {
+  B: number;
+  Q: number;
+  T: number;
+  M: number;
+  biData: boolean;
+  /** Token types given: the op then needs efs. */
+  seg: boolean;
+  flags: number;
+  offsets: { types: number; pad: number; perm: number };
+  meta: Tensor;
+}
+
+/** Checks the masks of B batch rows of Q query rows each and uploads them (see RelAttentionPlan). */
+export function relAttentionPlan(B: number, Q: number, masks: RelAttentionMasks): RelAttentionPlan {
+  const { T, M, qpos, types, pad, perm } = masks;
+  if (qpos.length !== B * Q) throw new RangeError(`relativeAttention: qpos must have B·Q = ${B * Q} entries, got ${qpos.length}`);
+  const bad = qpos.find((t) => t >= T || t < -1);
+  if (bad !== undefined) throw new RangeError(`relativeAttention: query position ${bad} is outside [-1, ${T})`);
+  if (masks.biData && B % 2 !== 0) throw new RangeError(`relativeAttention: bi_data needs an even batch, got B = ${B}`);
+  const sizes = [B * Q, types ? B * T : 0, pad ? B * T : 0, perm ? B * T * T : 0];
+  const meta = new Int32Array(Math.max(1, sizes.reduce((a, b) => a + b, 0)));
+  meta.set(qpos, 0);
+  const offsets = { types: sizes[0]!, pad: sizes[0]! + sizes[1]!, perm: sizes[0]! + sizes[1]! + sizes[2]! };
+  if (types) meta.set(Int32Array.from(types), offsets.types);
+  if (pad) meta.set(Int32Array.from(pad, (x) => (x === 0 ? 0 : 1)), offsets.pad);
+  if (perm) meta.set(Int32Array.from(perm, (x) => (x > 0 ? 1 : 0)), offsets.perm);
+  const flags =
+    (masks.uni ? REL_FLAGS.uni : 0) |
+    (masks.sameLength ? REL_FLAGS.sameLength : 0) |
+    (masks.selfVisible ? REL_FLAGS.selfVisible : 0) |
+    (masks.biData ? REL_FLAGS.biData : 0) |
+    (pad ? REL_FLAGS.pad : 0) |
+    (perm ? REL_FLAGS.perm : 0);
+  return { B, Q, T, M, biData: !!masks.biData, seg: types !== undefined, flags, offsets, meta: tensor(meta, [meta.length], { dtype: 'i32' }) };
 }
 
 interface Options {
@@ -72,14 +110,16 @@ interface Options {
   seed: number;
 }
 
-/** Variant, Params and grid for kernels whose workgroups own blocks of `n` rows of each of `groups` (b, h) pairs. */
-function launch(o: Options, n: number, groups: number, tiles: number, perRow = true): { key: Key; params: Record<string, number>; grid: [number, number] } {
+/**
+ * Variant, Params and grid for kernels whose workgroups own blocks of `n` rows of each of `groups` (b, h) pairs.
+ * `staged`: the streamed rows' vec4 vectors in workgroup memory (2: keys k, v; 3: query rows qu, qv, do, plus
+ * their (m, l, D) and position), or null for the d-table kernel, which stages nothing and owns one row per lane.
+ */
+function launch(o: Options, n: number, groups: number, staged: 2 | 3 | null): { key: Key; params: Record<string, number>; grid: [number, number] } {
   const hs4 = o.HS / 4;
-  const block = attentionBlock(n, hs4);
-  const per = perRow ? block.per : 1;
-  const lanes = perRow ? block.lanes : 64;
-  // Streamed rows per tile: `tiles` HS-long vec4 rows and one vec4 each in the adapter's workgroup memory.
-  const tile = tiles === 2 ? attentionTile(hs4, runtime().limits.maxComputeWorkgroupStorageSize) : Math.max(1, Math.min(32, Math.floor(runtime().limits.maxComputeWorkgroupStorageSize / (16 * (tiles * hs4 + 1) + 4))));
+  const { lanes, per } = staged === null ? { lanes: 64, per: 1 } : attentionBlock(n, hs4);
+  const bytes = runtime().limits.maxComputeWorkgroupStorageSize;
+  const tile = staged === null ? 1 : attentionTile(hs4, bytes, staged, staged === 3 ? 4 : 0);
   const blocks = Math.ceil(n / (lanes * per));
   return {
     key: `${hs4}:${lanes}:${per}:${tile}:${o.seg ? 1 : 0}:${o.dropout > 0 ? 1 : 0}`,
@@ -121,7 +161,7 @@ const relAttentionOp = defineOp<Tensor[], Options>({
     const kv = launch(o, o.K, o.B * o.NH, 3);
     dispatch(dkvKernel(kv.key), { buffers: [...inputs, dkv.range], params: kv.params, grid: kv.grid, label: 'relativeAttention_backward dk/dv' });
     const dkr = empty(kr!.shape, 'f32', 'rel_attention_dkr');
-    const t = launch(o, o.R, o.NT * o.NH, 0, false);
+    const t = launch(o, o.R, o.NT * o.NH, null);
     dispatch(dkrKernel(t.key), { buffers: [...inputs, dkr.range], params: t.params, grid: t.grid, label: 'relativeAttention_backward dkr' });
     doinfo.dispose();
     const dqq = reshape(slice(dqAll, 0, 0, 2 * rows * o.HS), qq!.shape);
@@ -138,52 +178,41 @@ const relAttentionOp = defineOp<Tensor[], Options>({
  * XLNet's relative attention for Q query rows per (b, h) against K = M + T keys, fused (kernels/rel_attention.ts):
  *   qq [2, B, NH, Q, HS] stacks qu = q + r_w_bias and qv = q + r_r_bias; k, v [B, NH, K, HS];
  *   kr [NT, NH, R, HS]: row u of the distance table projected by r (distance K - u; NT = 2 with bi_data);
- *   efs [B, NH, Q, 2]: (q + r_s_bias)·seg_embed[same, different], with options.types; else null.
- * Returns [B, NH, Q, HS]. HS must be a multiple of 4. Masks and positions are host data (options).
+ *   efs [B, NH, Q, 2]: (q + r_s_bias)·seg_embed[same, different] when the plan has token types; else null.
+ * plan: the masks and positions, packed by relAttentionPlan (once per forward pass, shared by the layers).
+ * Returns [B, NH, Q, HS]. HS must be a multiple of 4.
  */
-export function relativeAttention(qq: Tensor, k: Tensor, v: Tensor, kr: Tensor, efs: Tensor | null, options: RelAttentionOptions): Tensor {
+export function relativeAttention(
+  qq: Tensor,
+  k: Tensor,
+  v: Tensor,
+  kr: Tensor,
+  efs: Tensor | null,
+  plan: RelAttentionPlan,
+  options: { scale: number; dropout?: number; seed?: number },
+): Tensor {
   expectDtype('relativeAttention', 'f32', { qq, k, v, kr, ...(efs ? { efs } : {}) });
   const [two, B, NH, Q, HS] = qq.shape as [number, number, number, number, number];
-  const { T, M } = options;
+  const { T, M } = plan;
   const K = M + T;
   const what = `qq${fmt(qq)} k${fmt(k)} v${fmt(v)} kr${fmt(kr)}`;
   if (qq.ndim !== 5 || two !== 2) throw new RangeError(`relativeAttention: qq must be [2, B, NH, Q, HS], got ${what}`);
+  if (B !== plan.B || Q !== plan.Q) throw new RangeError(`relativeAttention: the plan is for [B, Q] = [${plan.B}, ${plan.Q}], got ${what}`);
   if (HS % 4 !== 0) throw new RangeError(`relativeAttention: the head size must be a multiple of 4, got ${HS}`);
   if (k.shape.join() !== `${B},${NH},${K},${HS}` || v.shape.join() !== k.shape.join()) {
     throw new RangeError(`relativeAttention: k and v must be [B, NH, M + T, HS] = [${B}, ${NH}, ${K}, ${HS}], got ${what}`);
   }
-  const NT = options.biData ? 2 : 1;
+  const NT = plan.biData ? 2 : 1;
   if (kr.ndim !== 4 || kr.shape[0] !== NT || kr.shape[1] !== NH || kr.shape[3] !== HS) {
     throw new RangeError(`relativeAttention: kr must be [${NT}, ${NH}, R, ${HS}], got ${what}`);
   }
-  if (options.biData && B % 2 !== 0) throw new RangeError(`relativeAttention: bi_data needs an even batch, got B = ${B}`);
-  if ((efs === null) !== (options.types === undefined)) throw new Error('relativeAttention: efs and options.types come together');
+  if ((efs === null) === plan.seg) throw new Error('relativeAttention: efs and the plan\'s token types come together');
   if (efs && efs.shape.join() !== `${B},${NH},${Q},2`) throw new RangeError(`relativeAttention: efs must be [${B}, ${NH}, ${Q}, 2], got ${fmt(efs)}`);
-  if (options.qpos.length !== B * Q) throw new RangeError(`relativeAttention: qpos must have B·Q = ${B * Q} entries, got ${options.qpos.length}`);
-  const bad = options.qpos.find((t) => t >= T || t < -1);
-  if (bad !== undefined) throw new RangeError(`relativeAttention: query position ${bad} is outside [-1, ${T})`);
   const dropout = options.dropout ?? 0;
   if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`relativeAttention: dropout must be in [0, 1), got ${dropout}`);
-
-  // meta: qpos | types | pad | perm, as i32.
-  const sizes = [B * Q, options.types ? B * T : 0, options.pad ? B * T : 0, options.perm ? B * T * T : 0];
-  const meta = new Int32Array(Math.max(1, sizes.reduce((a, b) => a + b, 0)));
-  meta.set(options.qpos, 0);
-  const offsets = { types: sizes[0]!, pad: sizes[0]! + sizes[1]!, perm: sizes[0]! + sizes[1]! + sizes[2]! };
-  if (options.types) meta.set(Int32Array.from(options.types), offsets.types);
-  if (options.pad) meta.set(Int32Array.from(options.pad, (x) => (x === 0 ? 0 : 1)), offsets.pad);
-  if (options.perm) meta.set(Int32Array.from(options.perm, (x) => (x > 0 ? 1 : 0)), offsets.perm);
-  const flags =
-    (options.uni ? REL_FLAGS.uni : 0) |
-    (options.sameLength ? REL_FLAGS.sameLength : 0) |
-    (options.selfVisible ? REL_FLAGS.selfVisible : 0) |
-    (options.biData ? REL_FLAGS.biData : 0) |
-    (options.pad ? REL_FLAGS.pad : 0) |
-    (options.perm ? REL_FLAGS.perm : 0);
-  const metaT = tensor(meta, [meta.length], { dtype: 'i32' });
   const o: Options = {
-    B, NH, Q, T, M, K, R: kr.shape[2]!, HS, NT, seg: efs !== null, scale: options.scale, flags, offsets, dropout,
+    B, NH, Q, T, M, K, R: kr.shape[2]!, HS, NT, seg: plan.seg, scale: options.scale, flags: plan.flags, offsets: plan.offsets, dropout,
     seed: dropout > 0 ? (options.seed ?? nextSeed()) : 0,
   };
-  return relAttentionOp(efs ? [qq, k, v, kr, metaT, efs] : [qq, k, v, kr, metaT], o);
+  return relAttentionOp(efs ? [qq, k, v, kr, plan.meta, efs] : [qq, k, v, kr, plan.meta], o);
 }

@@ -60,13 +60,26 @@ const dot = (a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number,
   return s;
 };
 
+/** Offset in kr of the table row the pair (t, j) of (b, h) reads: distance M + t - j is row K - M - t + j = T - t + j, clamped into the table. */
+function krOffset(d: RelDims, o: RelOptions, b: number, h: number, t: number, j: number): number {
+  const { B, NH, T, HS, R } = d;
+  const tbl = o.biData && b >= B / 2 ? 1 : 0;
+  return ((tbl * NH + h) * R + Math.min(R - 1, Math.max(0, T - t + j))) * HS;
+}
+
+/** 0 when token t of row b and key j are in the same segment (memory keys are segment 0), 1 when not. */
+function segmentRelation(d: RelDims, o: RelOptions, b: number, t: number, j: number): number {
+  const { T, M } = d;
+  const keyType = j < M ? 0 : o.types![b * T + j - M]!;
+  return o.types![b * T + t] === keyType ? 0 : 1;
+}
+
 /** Probabilities [B, NH, Q, K] (rows of padding slots all 0). */
 export function relProbs(x: RelInputs, d: RelDims, o: RelOptions): Float64Array {
-  const { B, NH, Q, T, M, HS, R } = d;
+  const { B, NH, Q, T, M, HS } = d;
   const K = M + T;
   const p = new Float64Array(B * NH * Q * K);
   for (let b = 0; b < B; b++) {
-    const tbl = o.biData && b >= B / 2 ? 1 : 0;
     for (let h = 0; h < NH; h++) {
       for (let r = 0; r < Q; r++) {
         const t = o.qpos[b * Q + r]!;
@@ -75,12 +88,8 @@ export function relProbs(x: RelInputs, d: RelDims, o: RelOptions): Float64Array 
         const qo = ((b * NH + h) * Q + r) * HS;
         const xs = new Float64Array(K);
         for (let j = 0; j < K; j++) {
-          const idx = Math.min(R - 1, Math.max(0, K - M - t + j));
-          let s = dot(x.qu, qo, x.k, ((b * NH + h) * K + j) * HS, HS) + dot(x.qv, qo, x.kr, ((tbl * NH + h) * R + idx) * HS, HS);
-          if (o.types && x.efs) {
-            const keyType = j < M ? 0 : o.types[b * T + j - M]!;
-            s += x.efs[((b * NH + h) * Q + r) * 2 + (o.types[b * T + t] === keyType ? 0 : 1)]!;
-          }
+          let s = dot(x.qu, qo, x.k, ((b * NH + h) * K + j) * HS, HS) + dot(x.qv, qo, x.kr, krOffset(d, o, b, h, t, j), HS);
+          if (o.types && x.efs) s += x.efs[((b * NH + h) * Q + r) * 2 + segmentRelation(d, o, b, t, j)]!;
           xs[j] = s * o.scale - (blocked(d, o, b, t, j) ? 1e30 : 0);
         }
         // A fully blocked row is uniform, as in HF (every x rounds to -1e30 in f32; here they are equal up to s).
@@ -120,7 +129,7 @@ export function relAttentionBackward(
   d: RelDims,
   o: RelOptions,
 ): { qu: Float64Array; qv: Float64Array; k: Float64Array; v: Float64Array; kr: Float64Array; efs: Float64Array } {
-  const { B, NH, Q, T, M, HS, R } = d;
+  const { B, NH, Q, T, M, HS } = d;
   const K = M + T;
   const p = relProbs(x, d, o);
   const g = {
@@ -132,7 +141,6 @@ export function relAttentionBackward(
     efs: new Float64Array(B * NH * Q * 2),
   };
   for (let b = 0; b < B; b++) {
-    const tbl = o.biData && b >= B / 2 ? 1 : 0;
     for (let h = 0; h < NH; h++) {
       for (let r = 0; r < Q; r++) {
         const t = o.qpos[b * Q + r]!;
@@ -150,18 +158,14 @@ export function relAttentionBackward(
           const pz = p[row + j]! * (o.z ? o.z[row + j]! : 1);
           for (let e = 0; e < HS; e++) g.v[ko + e]! += pz * dout[qo + e]!;
           const ds = p[row + j]! * (dp[j]! - D) * o.scale;
-          const idx = Math.min(R - 1, Math.max(0, K - M - t + j));
-          const kro = ((tbl * NH + h) * R + idx) * HS;
+          const kro = krOffset(d, o, b, h, t, j);
           for (let e = 0; e < HS; e++) {
             g.qu[qo + e]! += ds * x.k[ko + e]!;
             g.k[ko + e]! += ds * x.qu[qo + e]!;
             g.qv[qo + e]! += ds * x.kr[kro + e]!;
             g.kr[kro + e]! += ds * x.qv[qo + e]!;
           }
-          if (o.types) {
-            const keyType = j < M ? 0 : o.types[b * T + j - M]!;
-            g.efs[((b * NH + h) * Q + r) * 2 + (o.types[b * T + t] === keyType ? 0 : 1)]! += ds;
-          }
+          if (o.types) g.efs[((b * NH + h) * Q + r) * 2 + segmentRelation(d, o, b, t, j)]! += ds;
         }
       }
     }

@@ -117,12 +117,12 @@ export class TabTraining {
 
   /** The checkpoint as a .zip of one folder: config.json, model.safetensors, vocab.txt, loss.csv, loss.svg. */
   async zip(folder: string): Promise<Uint8Array> {
-    const { config, weights } = await gpt2Files(this.model);
+    const { config, weights, vocabText } = await this.files();
     return zipSync({
       [folder]: {
         'config.json': strToU8(config),
         'model.safetensors': [weights, { level: 0 }],
-        'vocab.txt': strToU8(formatVocabFile(this.vocab)),
+        'vocab.txt': strToU8(vocabText),
         'loss.csv': strToU8(lossCurveCsv(this.points)),
         'loss.svg': strToU8(this.chartSvg()),
       },
