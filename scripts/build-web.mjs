@@ -1,4 +1,4 @@
-// Builds the web page into web/dist: the library bundle (its size reported), the page's script, HTML and CSS, the demo checkpoint and the Song-ci corpus.
+// Builds the web page into web/dist: the library bundle (its size reported), the page's script, HTML and CSS, the two demo checkpoints (GPT-2, XLNet) and the Song-ci corpus.
 //
 //   node scripts/build-web.mjs [--out DIR]      (npm run web:build)
 //
@@ -13,6 +13,8 @@ import { gzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The demo checkpoints under web/, served under the same names: the GPT-2 the page loads at start and the XLNet of its button. */
+const DEMOS = ['demo', 'demo-xlnet'];
 
 /** esbuild settings of both bundles: one minified ES module for browsers, with a source map. */
 const BROWSER = { bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minify: true, sourcemap: true, legalComments: 'none', logLevel: 'silent' };
@@ -49,7 +51,7 @@ export async function buildWeb(out = path.join(root, 'web/dist')) {
     ],
   });
   for (const file of ['index.html', 'style.css']) copyFileSync(path.join(root, 'web', file), path.join(out, file));
-  cpSync(path.join(root, 'web/demo'), path.join(out, 'demo'), { recursive: true });
+  for (const demo of DEMOS) cpSync(path.join(root, 'web', demo), path.join(out, demo), { recursive: true });
   copyFileSync(path.join(root, 'datasets/data/songci.json.gz'), path.join(out, 'songci.json.gz'));
   const sizes = { 'webgpu-lm.js': sizeOf(path.join(out, 'webgpu-lm.js')), 'app.js': sizeOf(path.join(out, 'app.js')) };
   writeFileSync(path.join(out, 'sizes.json'), `${JSON.stringify(sizes, null, 2)}\n`);
@@ -59,7 +61,7 @@ export async function buildWeb(out = path.join(root, 'web/dist')) {
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const i = process.argv.indexOf('--out');
   const out = i > 0 ? path.resolve(process.argv[i + 1]) : path.join(root, 'web/dist');
-  if (!existsSync(path.join(root, 'web/demo/config.json'))) throw new Error('web/demo/ has no checkpoint (config.json)');
+  for (const demo of DEMOS) if (!existsSync(path.join(root, 'web', demo, 'config.json'))) throw new Error(`web/${demo}/ has no checkpoint (config.json)`);
   const sizes = await buildWeb(out);
   const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
   for (const [name, s] of Object.entries(sizes)) console.log(`${name.padEnd(13)} ${kib(s.bytes).padStart(10)} minified, ${kib(s.gzip).padStart(9)} gzipped`);

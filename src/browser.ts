@@ -29,11 +29,12 @@ export * from './generate/sampling.js';
 export { GPT2LMHeadModel, GPT2Model, gpt2Config, sinusoidTable, type GPT2Config, type GPT2ForwardInput, type GPT2Output, type LayerPast } from './models/gpt2.js';
 export { GPT2_PRESETS } from './models/presets.js';
 export { gpt2FromStateDict, gpt2StateDict } from './models/state_dict.js';
-export { gpt2FromFiles, gpt2Files, xlnetFiles, parseConfigJson } from './models/folder.js';
+export { gpt2FromFiles, gpt2Files, xlnetFromFiles, xlnetFiles, parseConfigJson } from './models/folder.js';
 export {
   XLNetLMHeadModel,
   XLNetModel,
   xlnetConfig,
+  XLNET_INFERENCE_CONFIG,
   xlnetFromStateDict,
   xlnetStateDict,
   relativePositionTables,
@@ -44,9 +45,26 @@ export {
 } from './models/xlnet.js';
 export { generate, type GenerateOptions } from './generate/generate.js';
 export { sampleTexts, prefixIds, idsToText, type TextSamplingOptions } from './generate/text.js';
+export {
+  generateXLNet,
+  sampleXLNetTexts,
+  fillMasks,
+  fillPieces,
+  fillPositions,
+  xlnetNextLogits,
+  XLNET_DEFAULT_LENGTH,
+  MAX_FILL_TOKENS,
+  type XLNetTextSamplingOptions,
+  type FillOptions,
+  type FillCandidate,
+  type FilledPosition,
+  type FilledMask,
+  type FillResult,
+} from './generate/xlnet.js';
 export { lossCurveSvg, lossCurveCsv, type CurvePoint } from './train/curve.js';
 export { Trainer, GPT2_CHINESE_TRAIN_DEFAULTS, type TrainOptions, type TrainerState, type StepResult } from './train/trainer.js';
-export { warmupLinear, warmupCosine } from './optim/schedule.js';
+export { XLNetTrainer, XLNET_TRAIN_DEFAULTS, type XLNetTrainOptions, type XLNetTrainerState, type XLNetStepResult } from './train/xlnet_trainer.js';
+export { warmupLinear, warmupCosine, warmupDecayToMin } from './optim/schedule.js';
 export { parseCorpus } from '../datasets/articles.js';
 export { buildPieces, buildSinglePieces, windowStarts, epochBatches, batchTokens, estimatedTotalSteps } from '../datasets/gpt2_chinese.js';
 export {

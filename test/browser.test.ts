@@ -1,4 +1,4 @@
-// The page in real headless Chromium (SwiftShader's WebGPU): loads, generates what Node generates, trains, downloads a checkpoint Node loads, survives bad input and a lost device.
+// The page in real headless Chromium (SwiftShader's WebGPU): loads, generates what Node generates, trains, downloads a checkpoint Node loads, fills XLNet <mask>s as Node does, survives bad input and a lost device.
 //
 // Needs Debian's chromium (`apt-get install chromium`; .ci/run installs it) or CHROMIUM_PATH. Screenshots are
 // kept in test-results/browser/.
@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { unzipSync } from 'fflate';
+import { unzipSync, zipSync } from 'fflate';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as w from '../src/index.js';
@@ -59,6 +59,41 @@ async function nodeText(dir: string, prefix: string, options: w.TextSamplingOpti
   const [text] = await w.sampleTexts(model, tokenizer, prefix, 1, options);
   model.dispose();
   return text!;
+}
+
+const XLNET_DEMO = path.join(ROOT, 'web/demo-xlnet');
+
+/** Node's XLNet and tokenizer for a model folder, set up as the page and the CLI set them up (inference settings over pretraining ones). */
+async function nodeXLNet(dir: string): Promise<{ model: w.XLNetLMHeadModel; tokenizer: w.SentencePieceTokenizer }> {
+  const model = (await w.loadPretrained(dir)) as w.XLNetLMHeadModel;
+  Object.assign(model.config, w.XLNET_INFERENCE_CONFIG);
+  const tokenizer = w.SentencePieceTokenizer.fromModelBytes(new Uint8Array(readFileSync(path.join(dir, 'spiece.model'))), { mode: 'xlnet' });
+  return { model, tokenizer };
+}
+
+/** Clicks the XLNet demo's button and waits until it is the loaded model. */
+async function loadXLNetDemo(page: Page): Promise<void> {
+  await page.click('#load-demo-xlnet');
+  await page.waitForSelector('#model-status:has-text("XLNet demo (Song ci): XLNet")', { timeout: SLOW });
+}
+
+interface PageFill {
+  text: string;
+  masks: { piece: string; candidates: { piece: string; probability: number }[] }[];
+}
+
+/** Fills `text` in the page; returns the filled text and, per mask, the chosen piece and the listed candidates (exact probabilities). */
+async function fillIn(page: Page, text: string): Promise<PageFill> {
+  await page.fill('#fill-text', text);
+  await page.click('#fill');
+  await page.waitForSelector('#fill-output[data-done=true]', { timeout: SLOW });
+  return page.evaluate(() => ({
+    text: document.getElementById('fill-output')!.textContent ?? '',
+    masks: [...document.querySelectorAll<HTMLElement>('#fill-candidates li')].map((li) => ({
+      piece: li.dataset.piece!,
+      candidates: [...li.querySelectorAll<HTMLElement>('.candidate')].map((c) => ({ piece: c.dataset.piece!, probability: Number(c.dataset.probability) })),
+    })),
+  }));
 }
 
 beforeAll(async () => {
@@ -219,6 +254,117 @@ describe('the web page in headless Chromium', { timeout: SLOW }, () => {
     await setFields(page, { length: 3 });
     expect((await generateIn(page)).length).toBeGreaterThan(0);
     expect(await page.isVisible('#gen-error')).toBe(false);
+    await page.close();
+  });
+
+  it('XLNet: the page fills <mask>s as Node does (text, candidates, probabilities) and generates what Node generates', async () => {
+    const { model, tokenizer } = await nodeXLNet(XLNET_DEMO);
+    // SwiftShader and lavapipe round f32 differently, so two candidates within 0.1% of each other could swap (and a
+    // flipped choice changes every later round). The comparison takes the first of these texts whose fill in Node
+    // has no such near-tie among the 5 candidates the page lists and the 6th after them.
+    const TEXTS = ['春花秋<mask>何时<mask>', '春<mask>秋月何时了', '<mask>江东去', '人生如<mask>'];
+    let text = '';
+    let expected: w.FillResult | undefined;
+    for (const t of TEXTS) {
+      const r = await w.fillMasks(model, tokenizer, t, { candidates: 6 });
+      if (r.masks.every((m) => m.candidates.every((c, i) => i === 0 || m.candidates[i - 1]!.probability > 1.001 * c.probability))) {
+        [text, expected] = [t, r];
+        break;
+      }
+    }
+    const generateOptions = { length: 6, temperature: 1, topK: 8, topP: 0, repetitionPenalty: 1.2, seed: 5 };
+    const [generated] = await w.sampleXLNetTexts(model, tokenizer, '浣溪沙', 1, generateOptions);
+    model.dispose();
+    if (!expected) throw new Error(`every fill text has a near-tie in Node's candidates for this checkpoint: add another text to TEXTS (${TEXTS.join(', ')})`);
+
+    const page = await openPage();
+    await loadXLNetDemo(page);
+    const got = await fillIn(page, text);
+    expect(got.text).toBe(expected.text);
+    expect(got.masks.map((m) => m.piece)).toEqual(expected.masks.map((m) => m.piece));
+    got.masks.forEach((m, k) => {
+      const want = expected!.masks[k]!.candidates.slice(0, 5);
+      expect(m.candidates.map((c) => c.piece)).toEqual(want.map((c) => c.piece));
+      m.candidates.forEach((c, i) => expect(Math.abs(c.probability - want[i]!.probability)).toBeLessThan(1e-4));
+    });
+    // Each filled piece is marked in the text, where the result's spans say.
+    expect(await page.locator('#fill-output mark').evaluateAll((marks) => marks.map((m) => m.textContent))).toEqual(expected.masks.map((m) => expected!.text.slice(m.start, m.end)));
+
+    await page.fill('#prefix', '浣溪沙');
+    await setFields(page, { length: 6, temperature: 1, topk: 8, topp: 0, penalty: 1.2, seed: 5 });
+    expect(await generateIn(page)).toBe(generated);
+    await page.close();
+  });
+
+  it('XLNet demo: the fill panel appears (and goes with a GPT-2), the training panel says it trains GPT-2 only; desktop and phone layout', async () => {
+    const page = await openPage();
+    expect(await page.isVisible('#fill-card')).toBe(false);
+    expect(await page.isVisible('#train-note')).toBe(false);
+    await loadXLNetDemo(page);
+    expect(await page.textContent('#model-status')).toMatch(/XLNet, 4 layers, d_model 64, 4 heads, d_inner 256, vocabulary 8000 · [\d.]+M parameters/);
+    expect(await page.isVisible('#fill-card')).toBe(true);
+    expect(await page.inputValue('#fill-text')).toBe('春花秋<mask>何时了');
+    expect(await page.textContent('#train-note')).toMatch(/^Training in the tab is GPT-2 only/);
+    // The generate panel's GPT-2 prefix ([CLS] is GPT2-Chinese's poem start) is swapped for plain text.
+    expect(await page.inputValue('#prefix')).toBe('浣溪沙');
+    const filled = await fillIn(page, '春花秋<mask>何时了');
+    expect(filled.masks).toHaveLength(1);
+    expect(filled.masks[0]!.candidates).toHaveLength(5);
+    expect(await page.textContent('#fill-stats')).toMatch(/^1 mask filled in [\d.]+ s/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'xlnet-fill.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)).toBe(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'xlnet-phone.png'), fullPage: true });
+
+    await page.click('#load-demo');
+    await page.waitForSelector('#model-status:has-text("demo model (Song ci): GPT-2")', { timeout: SLOW });
+    expect(await page.isVisible('#fill-card')).toBe(false);
+    expect(await page.isVisible('#train-note')).toBe(false);
+    expect(await page.inputValue('#prefix')).toBe('[CLS]浣溪沙');
+    await page.close();
+  });
+
+  it('XLNet bad input: no <mask>, too long a text, no spiece.model, a spiece.model that is not SentencePiece; a .zip loads; a lost device restarts into the XLNet', async () => {
+    const page = await openPage();
+    await loadXLNetDemo(page);
+    /** Waits for error box `id` to show a message other than `before`, and returns it. */
+    const nextError = async (id: string, before: string | null): Promise<string> => {
+      await page.waitForFunction(([box, old]) => !document.getElementById(box!)!.hidden && document.getElementById(box!)!.textContent !== old, [id, before], { timeout: SLOW });
+      return (await page.textContent(`#${id}`))!;
+    };
+    await page.fill('#fill-text', '春花秋月何时了');
+    await page.click('#fill');
+    let shown = await nextError('fill-error', null);
+    expect(shown).toMatch(/the text has no <mask>; write one <mask> per piece to predict/);
+    await page.fill('#fill-text', `${'春花秋月何时了'.repeat(100)}<mask>`);
+    await page.click('#fill');
+    expect(await nextError('fill-error', shown)).toMatch(/^the text is \d+ tokens with <sep> <cls>, more than the 512 a fill takes$/);
+
+    const demo = (f: string): Buffer => readFileSync(path.join(XLNET_DEMO, f));
+    const file = (name: string, buffer: Buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
+    await page.setInputFiles('#pick-files', [file('config.json', demo('config.json')), file('model.safetensors', demo('model.safetensors'))]);
+    shown = await nextError('model-error', null);
+    expect(shown).toMatch(/^selected files: missing spiece\.model\.\nAn XLNet model folder has config\.json \("model_type": "xlnet"\)/);
+    const notSentencePiece = readFileSync(path.join(ROOT, 'web/demo/vocab.txt'));
+    await page.setInputFiles('#pick-files', [file('config.json', demo('config.json')), file('model.safetensors', demo('model.safetensors')), file('spiece.model', notSentencePiece)]);
+    expect(await nextError('model-error', shown)).toMatch(/^selected files: spiece\.model: not a SentencePiece model/);
+
+    // The demo folder as a .zip through the picker: the XLNet loads from it.
+    const zip = zipSync({ 'demo-xlnet': Object.fromEntries(['config.json', 'model.safetensors', 'spiece.model'].map((f) => [f, new Uint8Array(demo(f))])) });
+    await page.setInputFiles('#pick-files', [file('demo-xlnet.zip', Buffer.from(zip))]);
+    await page.waitForSelector('#model-status:has-text("selected files: XLNet, 4 layers")', { timeout: SLOW });
+
+    // A lost device: the fill fails with a message and a restart button; the restart rebuilds the XLNet from its files.
+    await page.fill('#fill-text', '春花秋<mask>何时了');
+    await page.evaluate(async () => (await (globalThis as unknown as { webgpuLm: typeof w }).webgpuLm.getDevice()).device.destroy());
+    await page.click('#fill');
+    await page.waitForSelector('#restart-gpu', { timeout: SLOW });
+    expect(await page.textContent('#fill-error')).toMatch(/The GPU device was lost/);
+    await page.click('#restart-gpu');
+    await page.waitForSelector('#fill:enabled', { timeout: SLOW });
+    expect(await page.textContent('#model-status')).toMatch(/^selected files: XLNet/);
+    expect((await fillIn(page, '春花秋<mask>何时了')).masks).toHaveLength(1);
+    expect(await page.isVisible('#fill-error')).toBe(false);
     await page.close();
   });
 

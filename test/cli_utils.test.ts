@@ -108,6 +108,20 @@ describe('parseArgs', () => {
     expect(parseError('--raw', '--raw=false').message).toBe('--raw given twice (true, then false)');
   });
 
+  it('reads aliases into the flag they name, refuses both spellings at once, and lists them in the help', () => {
+    const specs: FlagSpec[] = [
+      { name: 'learning-rate', type: 'float', default: 1e-4, help: 'peak learning rate', aliases: ['lr'] },
+      { name: 'bi-data', type: 'bool', default: true, help: 'forward and backward rows' },
+    ];
+    expect(parseArgs('train', ['--lr', '3e-3'], specs).flags).toEqual({ 'learning-rate': 3e-3, 'bi-data': true });
+    expect(parseArgs('train', ['--learning_rate=2'], specs).flags['learning-rate']).toBe(2);
+    expect(() => parseArgs('train', ['--lr', '1', '--learning-rate', '2'], specs)).toThrow('--learning-rate given twice (1, then 2)');
+    // absl's spelling of a false bool (XLNet's scripts).
+    expect(parseArgs('train', ['--bi_data=False'], specs).flags['bi-data']).toBe(false);
+    expect(formatHelp('train', 's', specs)).toMatch(/--learning-rate <float>\s+peak learning rate \(default: 0\.0001\); also --lr/);
+    expect(() => parseArgs('x', [], [{ name: 'lr', type: 'float', help: '' }, { name: 'learning-rate', type: 'float', help: '', aliases: ['lr'] }])).toThrow(/bad flag spec name 'lr'/);
+  });
+
   it('refuses spec tables that could never match or disagree with their defaults', () => {
     expect(() => parseArgs('x', [], [{ name: 'batch_size', type: 'int', help: '' }])).toThrow(/bad flag spec name 'batch_size'/);
     expect(() => parseArgs('x', [], [{ name: 'help', type: 'bool', help: '' }])).toThrow(/bad flag spec name 'help'/);

@@ -181,6 +181,32 @@ describe('execution', () => {
   });
 });
 
+describe('profiling', () => {
+  it('times every dispatch on the GPU by kernel, and leaves results unchanged', async () => {
+    const rt = w.runtime();
+    const a = w.tensor(Array.from({ length: 64 * 48 }, (_, i) => Math.sin(i)), [64, 48]);
+    const b = w.tensor(Array.from({ length: 48 * 40 }, (_, i) => Math.cos(i)), [48, 40]);
+    const unprofiled = w.tidy(() => w.tanh(w.matmul(a, b)));
+    const plain = await unprofiled.toArray();
+    unprofiled.dispose();
+    const before = rt.stats.dispatches;
+    rt.startProfile();
+    const c = w.tidy(() => w.tanh(w.matmul(a, b)));
+    const profiled = await c.toArray();
+    const report = await rt.stopProfile();
+    expect(profiled).toEqual(plain); // the same kernels, one pass each
+    const dispatched = rt.stats.dispatches - before;
+    expect(report.reduce((n, k) => n + k.dispatches, 0)).toBe(dispatched);
+    expect(report.map((k) => k.kernel).some((name) => name.startsWith('matmul'))).toBe(true);
+    for (const k of report) expect(k.ms).toBeGreaterThanOrEqual(0);
+    expect(report.reduce((t, k) => t + k.ms, 0)).toBeGreaterThan(0);
+    await expect(rt.stopProfile()).rejects.toThrow(/without startProfile/);
+    c.dispose();
+    a.dispose();
+    b.dispose();
+  });
+});
+
 describe('uploads', () => {
   it('an upload into a buffer the unsubmitted encoder still uses neither submits nor overtakes it', async () => {
     const rt = w.runtime();

@@ -46,6 +46,27 @@ describe('AdamW', () => {
   });
 });
 
+describe('AdamW noDecay', () => {
+  it('a parameter in noDecay moves as with weight_decay 0; the others decay', async () => {
+    const g = [0.5, -1, 2];
+    const run = async (weightDecay: number, exclude: boolean): Promise<Float32Array> => {
+      const p = w.tensor([1, 2, 3], [3], { requiresGrad: true });
+      p.grad = w.tensor(g, [3]);
+      const opt = new w.AdamW([p], { lr: 0.1, weightDecay, noDecay: exclude ? [p] : [] });
+      opt.step();
+      const out = (await p.toArray()) as Float32Array;
+      opt.dispose();
+      p.dispose();
+      return out;
+    };
+    const plain = await run(0, false);
+    expect(await run(0.5, true)).toEqual(plain);
+    // torch: p <- p (1 - lr wd) - step; the decayed values are smaller by lr·wd·p.
+    const decayed = await run(0.5, false);
+    [1, 2, 3].forEach((p0, i) => expect(decayed[i]!).toBeCloseTo(plain[i]! - 0.1 * 0.5 * p0, 5));
+  });
+});
+
 describe('clipGradNorm', () => {
   for (const [name, maxNorm] of [['clips', 1.0], ['leaves small gradients alone', 1e6]] as const) {
     it(`${name}: total norm and scaled grads match torch.nn.utils.clip_grad_norm_`, async () => {

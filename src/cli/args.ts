@@ -17,6 +17,8 @@ export interface FlagSpec {
   /** Bool flags default to false. A non-bool flag without a default is absent from `flags` unless given. */
   default?: FlagValue;
   help: string;
+  /** Other kebab-case spellings of the same flag (e.g. XLNet's --learning-rate for --lr). */
+  aliases?: string[];
 }
 
 export interface ParsedArgs {
@@ -40,7 +42,7 @@ const EXPECTS = { int: 'an integer', float: 'a number', string: 'a value', bool:
 /** Parses argv for one command. Keys of `flags` are the kebab-case names; every spec gets its value or default. */
 export function parseArgs(command: string, argv: readonly string[], specs: readonly FlagSpec[]): ParsedArgs {
   checkSpecs(specs);
-  const byName = new Map(specs.map((s) => [s.name, s]));
+  const byName = new Map(specs.flatMap((s) => [s.name, ...(s.aliases ?? [])].map((n) => [n, s] as const)));
   const flags: Record<string, FlagValue> = {};
   const positional: string[] = [];
 
@@ -79,15 +81,18 @@ export function parseArgs(command: string, argv: readonly string[], specs: reado
       i++;
     }
     const value = convert(spec, text);
-    if (Object.hasOwn(flags, name)) throw new UsageError(`--${name} given twice (${String(flags[name])}, then ${String(value)})`);
-    flags[name] = value;
+    if (Object.hasOwn(flags, spec.name)) throw new UsageError(`--${spec.name} given twice (${String(flags[spec.name])}, then ${String(value)})`);
+    flags[spec.name] = value;
   }
   return { flags: withDefaults(flags, specs), positional, help: false };
 }
 
 /** Help text: usage, summary, the underscore note, then one aligned line per flag. */
 export function formatHelp(command: string, summary: string, specs: readonly FlagSpec[]): string {
-  const rows: [string, string][] = specs.map((s) => [`--${s.name}${s.type === 'bool' ? '' : ` <${s.type}>`}`, s.help + defaultNote(s)]);
+  const rows: [string, string][] = specs.map((s) => [
+    `--${s.name}${s.type === 'bool' ? '' : ` <${s.type}>`}`,
+    s.help + defaultNote(s) + (s.aliases?.length ? `; also ${s.aliases.map((a) => `--${a}`).join(', ')}` : ''),
+  ]);
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
 
@@ -110,8 +115,9 @@ function convert(spec: FlagSpec, text: string | undefined): FlagValue {
   const wrong = (): UsageError => new UsageError(`--${spec.name} expects ${EXPECTS[spec.type]}, got '${text}'`);
   switch (spec.type) {
     case 'bool':
-      if (text === undefined || text === 'true') return true;
-      if (text === 'false') return false;
+      // absl (XLNet's scripts) writes --bi_data=False.
+      if (text === undefined || text.toLowerCase() === 'true') return true;
+      if (text.toLowerCase() === 'false') return false;
       throw wrong();
     case 'int':
       if (text !== undefined && INT.test(text) && Number.isSafeInteger(Number(text))) return Number(text);
@@ -137,7 +143,7 @@ function unknownFlag(command: string, typed: string, name: string, specs: readon
   // Allow about one edit per three characters: catches 'batchsize' and 'tempreature' without suggesting --lr for --x.
   let best: string | undefined;
   let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
-  for (const candidate of [...specs.map((s) => s.name), 'help']) {
+  for (const candidate of [...specs.flatMap((s) => [s.name, ...(s.aliases ?? [])]), 'help']) {
     const d = editDistance(name, candidate);
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
@@ -166,8 +172,10 @@ function checkSpecs(specs: readonly FlagSpec[]): void {
   const seen = new Set<string>();
   for (const s of specs) {
     // An underscore or capital in a spec name could never match, because user input is folded to kebab-case.
-    if (!KEBAB.test(s.name) || s.name === 'help' || seen.has(s.name)) throw new Error(`bad flag spec name '${s.name}'`);
-    seen.add(s.name);
+    for (const name of [s.name, ...(s.aliases ?? [])]) {
+      if (!KEBAB.test(name) || name === 'help' || seen.has(name)) throw new Error(`bad flag spec name '${name}'`);
+      seen.add(name);
+    }
     const d = s.default;
     const fits =
       d === undefined ||

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The `webgpu-lm` command: train, generate, generate-texts, eval and vocab (GPT2-Chinese's workflow), info, demo.
+// The `webgpu-lm` command: train, generate, generate-texts, eval and vocab (GPT2-Chinese's workflow), fill (XLNet), info, demo.
 
 import { UsageError } from './args.js';
 import { demo } from './demo.js';
 import { evaluate } from './eval.js';
+import { fill } from './fill.js';
 import { generateCommand, generateTextsCommand } from './generate.js';
 import { info } from './info.js';
 import { train } from './train.js';
@@ -15,12 +16,15 @@ usage: webgpu-lm <command> [options]
 
 commands:
   train                train a GPT-2 on a corpus (GPT2-Chinese train.py flags; --help for all)
-  generate             sample text from a prefix (generate.py flags)
+                       --model xlnet: pretrain an XLNet (train_gpu.py flags; --model xlnet --help)
+  generate             sample text from a prefix with a GPT-2 or an XLNet (generate.py flags)
   generate-texts       generate articles for a list of titles (generate_texts.py flags)
   eval                 perplexity of a model on a corpus (eval.py flags)
+  fill                 fill each <mask> of --text with an XLNet ("春花秋<mask>何时了")
   vocab                build a vocab.txt from a corpus (make_vocab.py flags)
   info                 show the WebGPU adapter, its features and limits
-  demo [--steps N]     train a small GPT-2 on the bundled Song-ci poems, then write some (--mlp: an MLP instead)
+  demo [--steps N]     train a small GPT-2 on the bundled Song-ci poems, then write some
+                       (--xlnet: pretrain an XLNet and fill blanks; --mlp: an MLP instead)
 
 Every command takes --help. Flags are kebab-case; GPT2-Chinese's underscore spellings work too.
 
@@ -41,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return generateTextsCommand(rest);
     case 'eval':
       return evaluate(rest);
+    case 'fill':
+      return fill(rest);
     case 'vocab':
       return vocab(rest);
     case 'info':

@@ -13,15 +13,17 @@ import { GPT2LMHeadModel, gpt2Config, type GPT2Config } from '../models/gpt2.js'
 import { GPT2_PRESETS } from '../models/presets.js';
 import { manualSeed } from '../random.js';
 import { loadGpt2 } from '../models/pretrained.js';
-import { findCheckpoint, loadCheckpoint, restoreOptimizer, saveCheckpoint } from '../train/checkpoint.js';
+import { findCheckpoint, loadCheckpoint, restoreOptimizer, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { lossCurveCsv, lossCurveSvg, type CurvePoint } from '../train/curve.js';
-import { GPT2_CHINESE_TRAIN_DEFAULTS, Trainer, type TrainOptions } from '../train/trainer.js';
-import { DEVICE_FLAG, formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
+import { GPT2_CHINESE_TRAIN_DEFAULTS, Trainer, type TrainOptions, type TrainerState } from '../train/trainer.js';
+import { DEVICE_FLAG, formatHelp, parseArgs, UsageError, type FlagSpec, type FlagValue } from './args.js';
+import { trainModelKind, trainXLNet } from './train_xlnet.js';
 import { Progress } from './progress.js';
 
 /** GPT2-Chinese train.py's flags and defaults (gpt2-chinese-features.md §1), plus ours at the end. */
 export const TRAIN_FLAGS: FlagSpec[] = [
   DEVICE_FLAG,
+  { name: 'model', type: 'string', default: 'gpt2', help: 'gpt2, or xlnet for XLNet pretraining (`webgpu-lm train --model xlnet --help` lists its flags)' },
   { name: 'model-config', type: 'string', default: 'small', help: 'model config: a config.json path or a preset (base, small, test, tiny, mini)' },
   { name: 'tokenizer-path', type: 'string', default: '', help: 'vocab.txt (WordPiece) or a BPE folder; default: the bundled GPT2-Chinese vocab_small.txt' },
   { name: 'raw-data-path', type: 'string', default: '', help: 'corpus: train.json (JSON array of articles), .jsonl, .txt, optionally .gz; default: the bundled Song-ci corpus' },
@@ -112,6 +114,9 @@ async function modelConfig(spec: string): Promise<Partial<GPT2Config>> {
 }
 
 export async function train(argv: readonly string[], out: NodeJS.WriteStream = process.stdout): Promise<number> {
+  const kind = await trainModelKind(argv);
+  if (kind === 'xlnet') return trainXLNet(argv, out);
+  if (kind !== 'gpt2') throw new UsageError(`--model must be gpt2 or xlnet, got '${kind}'`);
   const args = parseArgs('train', argv, TRAIN_FLAGS);
   if (args.help) {
     out.write(formatHelp('train', SUMMARY, TRAIN_FLAGS));
@@ -125,10 +130,14 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
 
   // The device first: loading a checkpoint uploads its weights.
   const { gpu } = await init();
-  let resumed: Awaited<ReturnType<typeof loadCheckpoint>> | null = null;
+  let resumed: LoadedCheckpoint<TrainerState, TrainOptions> | null = null;
   if (f.resume) {
     if (!findCheckpoint(checkpointDir)) throw new Error(`--resume: no checkpoint in ${checkpointDir}`);
     resumed = await loadCheckpoint(checkpointDir);
+    if (!(resumed.model instanceof GPT2LMHeadModel)) {
+      resumed.model.dispose();
+      throw new Error(`--resume: ${checkpointDir} holds an XLNet run; resume it with --model xlnet`);
+    }
     // The run continues with the flags it started with (data, model, schedule and batch size must not change);
     // only how this invocation runs (when to stop, how often to checkpoint) comes from the new command line.
     const now = f;
@@ -143,7 +152,7 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   const rawPath = String(f['raw-data-path']) || bundledCorpusPath();
 
   let model: GPT2LMHeadModel;
-  if (resumed) model = resumed.model;
+  if (resumed) model = resumed.model as GPT2LMHeadModel;
   else if (f['pretrained-model']) model = await loadGpt2(String(f['pretrained-model']), 'train');
   else {
     manualSeed(Number(f.seed));

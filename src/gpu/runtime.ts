@@ -7,6 +7,7 @@
 
 import { assertDeviceAlive, destroyDevice, getDevice, type DeviceOptions, type Gpu } from './device.js';
 import { BufferPool, formatBytes, type GpuBuffer } from './pool.js';
+import { Profiler, type KernelTime } from './profiler.js';
 import type { Kernel, ParamValues } from './kernel.js';
 
 /** A storage buffer range bound to one kernel binding. */
@@ -63,6 +64,7 @@ export class Runtime {
   private pendingError: GpuError | null = null;
   /** [kernel name, label] of each dispatch in the unsubmitted encoder, to name shapes if the submit fails. */
   private recorded: [string, string][] = [];
+  private profiler: Profiler | null = null;
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
@@ -99,6 +101,7 @@ export class Runtime {
     }
     if (x === 0 || y === 0 || z === 0) return;
 
+    if (this.profiler?.full) this.flush(); // before the params go into the arena, which a submit resets
     const { pipeline, layout } = this.pipeline(kernel);
     let dynamicOffset = -1;
     if (kernel.paramsSize > 0) {
@@ -112,6 +115,10 @@ export class Runtime {
       dynamicOffset = at;
     }
     const bindGroup = this.bindGroup(kernel, layout, buffers, label);
+    if (this.profiler) {
+      this.endPass();
+      this.pass = this.commandEncoder().beginComputePass({ timestampWrites: this.profiler.next(kernel.name) });
+    }
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     if (dynamicOffset >= 0) pass.setBindGroup(0, bindGroup, [dynamicOffset]);
@@ -121,6 +128,22 @@ export class Runtime {
     this.recorded.push([kernel.name, label]);
     this.stats.dispatches++;
     if (this.gpu.validate) this.flush(label);
+  }
+
+  /** Starts timing every dispatch on the GPU (see gpu/profiler.ts); needs the 'timestamp-query' feature. */
+  startProfile(): void {
+    if (!this.device.features.has('timestamp-query')) throw new Error("profiling needs the adapter's 'timestamp-query' feature");
+    this.flush();
+    this.profiler ??= new Profiler(this.device);
+  }
+
+  /** Stops timing; GPU milliseconds per kernel since startProfile(), the most first. */
+  async stopProfile(): Promise<KernelTime[]> {
+    const profiler = this.profiler;
+    if (!profiler) throw new Error('stopProfile() without startProfile()');
+    this.flush();
+    this.profiler = null;
+    return profiler.report();
   }
 
   /** Records a buffer-to-buffer copy (ends the compute pass; the next dispatch opens a new one). */
@@ -188,10 +211,12 @@ export class Runtime {
   flush(label?: string): void {
     if (!this.encoder) return;
     this.endPass();
+    this.profiler?.record(this.encoder);
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu, 0, this.arenaUsed);
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     this.device.queue.submit([this.encoder.finish()]);
+    this.profiler?.submitted();
     const what = label ? ` in ${label}` : '';
     const recorded = this.recorded;
     this.recorded = [];

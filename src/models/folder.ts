@@ -1,10 +1,10 @@
-// A Hugging Face GPT-2 folder as bytes (config.json + weights), shared by Node's loadPretrained/savePretrained and the web page. Browser-clean.
+// A Hugging Face GPT-2 or XLNet folder as bytes (config.json + weights), shared by Node's loadPretrained/savePretrained and the web page. Browser-clean.
 
 import { serializeSafetensors } from '../io/safetensors.js';
 import { parseWeights } from '../io/weights.js';
 import type { GPT2LMHeadModel } from './gpt2.js';
 import { gpt2FromStateDict, gpt2StateDict } from './state_dict.js';
-import { xlnetStateDict, type XLNetLMHeadModel } from './xlnet.js';
+import { xlnetFromStateDict, xlnetStateDict, type XLNetLMHeadModel } from './xlnet.js';
 
 /** config.json's text as an object; `where` names the file in errors. */
 export function parseConfigJson(text: string, where = 'config.json'): Record<string, unknown> {
@@ -23,6 +23,15 @@ export function expectGpt2(config: Record<string, unknown>, where: string): void
   if (type !== 'gpt2') throw new Error(`${where}: model_type "${String(type)}" is not supported yet (supported: gpt2)`);
 }
 
+/** Runs `build`, naming `where` (a folder, a URL) in its error. */
+function named<T>(where: string, build: () => T): T {
+  try {
+    return build();
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+}
+
 /**
  * A model from a folder's files: config.json's text and one weight file's bytes (model.safetensors or
  * pytorch_model.bin, told apart by their contents). Errors name `where` (a folder, a URL).
@@ -30,29 +39,28 @@ export function expectGpt2(config: Record<string, unknown>, where: string): void
 export function gpt2FromFiles(configText: string, weights: Uint8Array, weightsName: string, where = '.'): GPT2LMHeadModel {
   const config = parseConfigJson(configText, `${where}/config.json`);
   expectGpt2(config, where);
-  let tensors;
-  try {
-    tensors = parseWeights(weights, weightsName);
-  } catch (e) {
-    throw new Error(`${where}: ${(e as Error).message}`);
-  }
-  try {
-    return gpt2FromStateDict(config, tensors);
-  } catch (e) {
-    throw new Error(`${where}: ${(e as Error).message}`);
-  }
+  const tensors = named(where, () => parseWeights(weights, weightsName));
+  return named(where, () => gpt2FromStateDict(config, tensors));
+}
+
+/** gpt2FromFiles for an XLNet folder (config.json's model_type "xlnet"); its tokenizer, spiece.model, is read apart. */
+export function xlnetFromFiles(configText: string, weights: Uint8Array, weightsName: string, where = '.'): XLNetLMHeadModel {
+  const config = parseConfigJson(configText, `${where}/config.json`);
+  if (config.model_type !== 'xlnet') throw new Error(`${where}: model_type "${String(config.model_type ?? 'gpt2')}" is not an XLNet (config.json needs "model_type": "xlnet")`);
+  const tensors = named(where, () => parseWeights(weights, weightsName));
+  return named(where, () => xlnetFromStateDict(config, tensors));
 }
 
 /** config.json (text) and model.safetensors (bytes) as Hugging Face's save_pretrained writes them. */
-export async function gpt2Files(model: GPT2LMHeadModel): Promise<{ config: string; weights: Uint8Array }> {
+export async function gpt2Files(model: GPT2LMHeadModel, configChanges: Record<string, unknown> = {}): Promise<{ config: string; weights: Uint8Array }> {
   const weights = serializeSafetensors(await gpt2StateDict(model), { format: 'pt' });
-  const config = { architectures: ['GPT2LMHeadModel'], ...model.config, model_type: 'gpt2' };
+  const config = { architectures: ['GPT2LMHeadModel'], ...model.config, ...configChanges, model_type: 'gpt2' };
   return { config: `${JSON.stringify(config, null, 2)}\n`, weights };
 }
 
 /** config.json and model.safetensors of an XLNet, as XLNetLMHeadModel.save_pretrained writes them. */
-export async function xlnetFiles(model: XLNetLMHeadModel): Promise<{ config: string; weights: Uint8Array }> {
+export async function xlnetFiles(model: XLNetLMHeadModel, configChanges: Record<string, unknown> = {}): Promise<{ config: string; weights: Uint8Array }> {
   const weights = serializeSafetensors(await xlnetStateDict(model), { format: 'pt' });
-  const config = { architectures: ['XLNetLMHeadModel'], ...model.config, model_type: 'xlnet' };
+  const config = { architectures: ['XLNetLMHeadModel'], ...model.config, ...configChanges, model_type: 'xlnet' };
   return { config: `${JSON.stringify(config, null, 2)}\n`, weights };
 }

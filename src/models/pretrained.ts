@@ -73,11 +73,14 @@ export async function loadGpt2(dir: string, command: string): Promise<GPT2LMHead
   return (await load(dir, (config) => expectGpt2(config, `${dir} (${command} runs GPT-2 models)`))) as GPT2LMHeadModel;
 }
 
-/** Writes config.json and model.safetensors that Hugging Face's from_pretrained loads; each file atomically. */
-export async function savePretrained(model: PretrainedModel, dir: string): Promise<void> {
+/**
+ * Writes config.json and model.safetensors that Hugging Face's from_pretrained loads; each file atomically.
+ * `configChanges` replace fields of the written config.json (not of the model).
+ */
+export async function savePretrained(model: PretrainedModel, dir: string, configChanges: Record<string, unknown> = {}): Promise<void> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(dir, { recursive: true });
-  const { config, weights } = model instanceof XLNetLMHeadModel ? await xlnetFiles(model) : await gpt2Files(model);
+  const { config, weights } = model instanceof XLNetLMHeadModel ? await xlnetFiles(model, configChanges) : await gpt2Files(model, configChanges);
   await atomicWriteFile(path.join(dir, 'model.safetensors'), weights);
   await atomicWriteFile(path.join(dir, 'config.json'), config);
 }

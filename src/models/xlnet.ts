@@ -115,6 +115,14 @@ export function xlnetConfig(partial: Partial<XLNetConfig> & Record<string, unkno
   return c;
 }
 
+/**
+ * Config fields that only shape pretraining, with the values a model used for inference has (Hugging Face's
+ * released XLNet configs have them). reuse_len caches only a call's first positions (generation would lose
+ * context); bi_data negates the distances of the second half of the batch (a batch of one would be refused).
+ * A final model is saved with these, and the CLI's generate and fill apply them to a training checkpoint.
+ */
+export const XLNET_INFERENCE_CONFIG: Readonly<Pick<XLNetConfig, 'reuse_len' | 'bi_data'>> = { reuse_len: null, bi_data: false };
+
 /** One layer's memory: that layer's input for the last positions, sequence-first [M, B, d], no gradient. */
 export type XLNetMems = Tensor[];
 

@@ -13,6 +13,8 @@ export interface AdamWOptions {
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
+  /** Parameters that get no weight decay (XLNet and BERT exclude LayerNorm weights and biases). */
+  noDecay?: Iterable<Tensor>;
 }
 
 /** Per-parameter state, as in torch's optimizer.state[p]: step count and the two moment buffers. */
@@ -29,6 +31,7 @@ export class AdamW {
   readonly eps: number;
   readonly weightDecay: number;
   readonly params: Tensor[];
+  readonly noDecay: ReadonlySet<Tensor>;
   readonly state = new Map<Tensor, AdamWState>();
 
   /** Defaults are torch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2. */
@@ -38,6 +41,7 @@ export class AdamW {
     this.betas = options.betas ?? [0.9, 0.999];
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 1e-2;
+    this.noDecay = new Set(options.noDecay ?? []);
     for (const p of this.params) {
       if (p.dtype !== 'f32') throw new TypeError(`AdamW: parameters must be f32, got ${p.dtype} ${fmt(p)}`);
     }
@@ -66,7 +70,7 @@ export class AdamW {
       const bc2 = 1 - beta2 ** s.step;
       runtime().dispatch(adamwKernel, {
         buffers: [g.range, p.range, s.expAvg.range, s.expAvgSq.range],
-        params: { n: p.size, lr: this.lr, beta1, beta2, eps: this.eps, weight_decay: this.weightDecay, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) },
+        params: { n: p.size, lr: this.lr, beta1, beta2, eps: this.eps, weight_decay: this.noDecay.has(p) ? 0 : this.weightDecay, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) },
         grid: grid1d(p.size),
         label: `adamw p${fmt(p)}`,
       });

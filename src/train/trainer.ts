@@ -115,6 +115,11 @@ export class Trainer {
     return this.plan.length;
   }
 
+  /** The corpus this run trains on, as a checkpoint records it (pieces and tokens). */
+  dataId(): { pieces: number; tokens: number } {
+    return { pieces: this.pieces.length, tokens: this.lengths.reduce((a, b) => a + b, 0) };
+  }
+
   /** The learning rate of optimizer step s. */
   lrAt(step: number): number {
     const f = this.options.schedule === 'cosine' ? warmupCosine : warmupLinear;

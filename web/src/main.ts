@@ -1,7 +1,7 @@
-// The page: pick or drop a model, generate with streaming tokens, train a tiny GPT-2 in the tab; every GPU call through the same library as Node.
+// The page: pick or drop a GPT-2 or XLNet model, generate with streaming tokens, fill in <mask>s (XLNet), train a tiny GPT-2 in the tab; every GPU call through the same library as Node.
 
 import * as lm from '../../src/browser.js';
-import { buildModel, droppedFiles, fetchModelFolder, readFileList, type ModelFiles } from './files.js';
+import { buildModel, droppedFiles, fetchModelFolder, readFileList, type LoadedModel, type ModelFiles, type ModelType } from './files.js';
 import { TabTraining } from './train.js';
 
 // For the console (and the browser tests): the library itself.
@@ -30,26 +30,29 @@ const clearError = (id: string): void => void (el(id).hidden = true);
 
 // ---- state ----
 
-let current: { files: ModelFiles; model: lm.GPT2LMHeadModel; tokenizer: lm.Tokenizer } | null = null;
+let current: ({ files: ModelFiles } & LoadedModel) | null = null;
 let training: TabTraining | null = null;
 let trainingRunning = false;
 let pauseRequested = false;
 let generation: AbortController | null = null;
+let filling = false;
 let deviceLost = false;
 
 /** Enables exactly the buttons that make sense now. */
 function refreshButtons(): void {
   const ready = !deviceLost;
-  el<HTMLButtonElement>('generate').disabled = !ready || !current || generation !== null || trainingRunning;
+  const busy = generation !== null || filling || trainingRunning;
+  el<HTMLButtonElement>('generate').disabled = !ready || !current || busy;
   el<HTMLButtonElement>('stop').disabled = generation === null;
-  el<HTMLButtonElement>('train-start').disabled = !ready || trainingRunning || generation !== null;
+  el<HTMLButtonElement>('fill').disabled = !ready || current?.type !== 'xlnet' || busy;
+  el<HTMLButtonElement>('train-start').disabled = !ready || busy;
   const pause = el<HTMLButtonElement>('train-pause');
   pause.disabled = !ready || !training || (!trainingRunning && training.done);
   pause.textContent = trainingRunning || !training || training.done ? 'Pause' : 'Resume';
   const haveSteps = ready && training !== null && !trainingRunning && training.points.length > 0;
-  el<HTMLButtonElement>('train-use').disabled = !haveSteps || generation !== null;
+  el<HTMLButtonElement>('train-use').disabled = !haveSteps || generation !== null || filling;
   el<HTMLButtonElement>('download').disabled = !haveSteps;
-  for (const id of ['load-demo', 'pick-folder', 'pick-files']) (el(id) as HTMLButtonElement | HTMLInputElement).disabled = !ready;
+  for (const id of ['load-demo', 'load-demo-xlnet', 'pick-folder', 'pick-files']) (el(id) as HTMLButtonElement | HTMLInputElement).disabled = !ready;
 }
 
 // ---- the device ----
@@ -113,7 +116,34 @@ async function startDevice(): Promise<void> {
 
 // ---- model ----
 
+const GPT2_PREFIX = '[CLS]浣溪沙';
+const XLNET_PREFIX = '浣溪沙';
+
+/** Shows the panels of the loaded model's family: XLNet fills in blanks and cannot be trained here. */
+function showModelType(type: ModelType): void {
+  const xlnet = type === 'xlnet';
+  el('fill-card').hidden = !xlnet;
+  el('train-note').hidden = !xlnet;
+  el('prefix-hint').textContent = xlnet ? '(XLNet continues it, one piece per step)' : '([CLS] starts a new poem)';
+  // A prefix still at the other family's default gets this one's ([CLS] is GPT2-Chinese's start of a poem, plain text to XLNet).
+  const prefix = el<HTMLTextAreaElement>('prefix');
+  if (prefix.value === (xlnet ? GPT2_PREFIX : XLNET_PREFIX)) prefix.value = xlnet ? XLNET_PREFIX : GPT2_PREFIX;
+}
+
+/** The status line of a loaded model: family, shape, parameters. */
+function modelSummary({ files, ...built }: { files: ModelFiles } & LoadedModel): string {
+  const millions = `${(built.model.numParameters() / 1e6).toFixed(2)}M parameters`;
+  if (built.type === 'xlnet') {
+    const c = built.model.config;
+    return `${files.source}: XLNet, ${c.n_layer} layers, d_model ${c.d_model}, ${c.n_head} heads, d_inner ${c.d_inner}, vocabulary ${c.vocab_size} · ${millions}`;
+  }
+  const c = built.model.config;
+  return `${files.source}: GPT-2, ${c.n_layer} layers, ${c.n_embd} wide, ${c.n_head} heads, context ${c.n_positions}, vocabulary ${c.vocab_size} · ${millions}`;
+}
+
 async function loadModel(get: () => Promise<ModelFiles>): Promise<void> {
+  // Loading disposes the current model's weights, which a running generation or fill is still reading.
+  if (generation !== null || filling) throw new Error('the current model is generating or filling: stop it or let it finish, then load another');
   const status = el('model-status');
   const before = status.textContent;
   status.textContent = 'Loading…';
@@ -122,10 +152,8 @@ async function loadModel(get: () => Promise<ModelFiles>): Promise<void> {
     const built = buildModel(files);
     current?.model.dispose();
     current = { files, ...built };
-    const c = built.model.config;
-    status.textContent =
-      `${files.source}: GPT-2, ${c.n_layer} layers, ${c.n_embd} wide, ${c.n_head} heads, context ${c.n_positions}, ` +
-      `vocabulary ${c.vocab_size} · ${(built.model.numParameters() / 1e6).toFixed(2)}M parameters`;
+    status.textContent = modelSummary(current);
+    showModelType(current.type);
   } catch (e) {
     status.textContent = before;
     throw e;
@@ -135,6 +163,7 @@ async function loadModel(get: () => Promise<ModelFiles>): Promise<void> {
 const load = (get: () => Promise<ModelFiles>): Promise<void> => guarded('model-error', () => loadModel(get));
 
 el('load-demo').addEventListener('click', () => void load(() => fetchModelFolder('demo/', 'demo model (Song ci)')));
+el('load-demo-xlnet').addEventListener('click', () => void load(() => fetchModelFolder('demo-xlnet/', 'XLNet demo (Song ci)')));
 for (const id of ['pick-folder', 'pick-files']) {
   const picker = input(id);
   picker.addEventListener('change', () => {
@@ -167,7 +196,7 @@ card.addEventListener('drop', (event) => {
 
 async function generateText(): Promise<void> {
   if (!current) throw new Error('load a model first');
-  const { model, tokenizer } = current;
+  const loaded = current;
   const options = {
     length: num('length', 1, 4096, true),
     temperature: num('temperature', 0),
@@ -190,16 +219,21 @@ async function generateText(): Promise<void> {
     const after = tokens > 1 ? ` · ${((tokens - 1) / (seconds - firstAt)).toFixed(1)} tokens/s after the first (${firstAt.toFixed(2)} s)` : '';
     return `${tokens} tokens in ${seconds.toFixed(2)} s${after}`;
   };
+  const prefix = el<HTMLTextAreaElement>('prefix').value;
+  const sampling = {
+    ...options,
+    signal: generation.signal,
+    onText: ([sofar]: string[]) => {
+      if (tokens++ === 0) firstAt = (performance.now() - start) / 1000;
+      output.textContent = sofar!;
+      stats.textContent = rate();
+    },
+  };
   try {
-    const [text] = await lm.sampleTexts(model, tokenizer, el<HTMLTextAreaElement>('prefix').value, 1, {
-      ...options,
-      signal: generation.signal,
-      onText: ([sofar]) => {
-        if (tokens++ === 0) firstAt = (performance.now() - start) / 1000;
-        output.textContent = sofar!;
-        stats.textContent = rate();
-      },
-    });
+    const [text] =
+      loaded.type === 'xlnet'
+        ? await lm.sampleXLNetTexts(loaded.model, loaded.tokenizer, prefix, 1, sampling)
+        : await lm.sampleTexts(loaded.model, loaded.tokenizer, prefix, 1, sampling);
     output.textContent = text ?? '';
     stats.textContent = rate() + (generation.signal.aborted ? ' (stopped)' : '');
     output.dataset.done = 'true';
@@ -210,6 +244,82 @@ async function generateText(): Promise<void> {
 
 el('generate').addEventListener('click', () => void guarded('gen-error', generateText));
 el('stop').addEventListener('click', () => generation?.abort());
+
+// ---- fill in the blanks (XLNet) ----
+
+const percent = (p: number): string => (p >= 0.001 ? `${(p * 100).toFixed(1)}%` : '<0.1%');
+
+/**
+ * The CLI's `fill` output laid out: the filled text with each filled piece marked, then per mask its most likely
+ * pieces with their probabilities (the exact value in data-probability, for tests and the curious).
+ */
+function showFill(result: lm.FillResult): void {
+  const output = el('fill-output');
+  output.replaceChildren();
+  let at = 0;
+  result.masks.forEach((m, k) => {
+    const mark = Object.assign(document.createElement('mark'), { textContent: result.text.slice(m.start, m.end), title: `<mask> ${k + 1}: ${m.piece}` });
+    output.append(result.text.slice(at, m.start), mark);
+    at = m.end;
+  });
+  output.append(result.text.slice(at));
+  el('fill-candidates').replaceChildren(
+    ...result.masks.map((m, k) => {
+      const li = document.createElement('li');
+      li.dataset.piece = m.piece;
+      const label = Object.assign(document.createElement('span'), { className: 'mask-label', textContent: `<mask> ${k + 1}` });
+      li.append(label, Object.assign(document.createElement('mark'), { textContent: m.piece }));
+      for (const c of m.candidates) {
+        const chip = Object.assign(document.createElement('span'), { className: c.id === m.id ? 'candidate chosen' : 'candidate' });
+        chip.dataset.piece = c.piece;
+        chip.dataset.probability = String(c.probability);
+        // The chip's background is a bar as long as the probability.
+        chip.style.setProperty('--p', `${(c.probability * 100).toFixed(2)}%`);
+        chip.append(Object.assign(document.createElement('b'), { textContent: c.piece }), ` ${percent(c.probability)}`);
+        li.append(chip);
+      }
+      return li;
+    }),
+  );
+}
+
+async function fillText(): Promise<void> {
+  if (current?.type !== 'xlnet') throw new Error('filling in blanks needs an XLNet model: load the XLNet demo or an XLNet folder');
+  const options = {
+    temperature: num('fill-temperature', 0),
+    topK: num('fill-topk', 0, Infinity, true),
+    seed: num('fill-seed', 0, 2 ** 20, true),
+    candidates: num('fill-candidates-n', 0, 20, true),
+  };
+  const output = el('fill-output');
+  const stats = el('fill-stats');
+  output.replaceChildren();
+  output.removeAttribute('data-done');
+  el('fill-candidates').replaceChildren();
+  stats.textContent = 'Filling…';
+  filling = true;
+  refreshButtons();
+  const start = performance.now();
+  try {
+    const result = await lm.fillMasks(current.model, current.tokenizer, el<HTMLTextAreaElement>('fill-text').value, options);
+    showFill(result);
+    const n = result.masks.length;
+    stats.textContent = `${n} ${n === 1 ? 'mask' : 'masks'} filled in ${((performance.now() - start) / 1000).toFixed(2)} s (one forward pass each)`;
+    output.dataset.done = 'true';
+  } catch (e) {
+    stats.textContent = '';
+    throw e;
+  } finally {
+    filling = false;
+  }
+}
+
+el('fill').addEventListener('click', () => void guarded('fill-error', fillText));
+el('insert-mask').addEventListener('click', () => {
+  const box = el<HTMLTextAreaElement>('fill-text');
+  box.setRangeText('<mask>', box.selectionStart, box.selectionEnd, 'end');
+  box.focus();
+});
 
 // ---- training ----
 
@@ -282,7 +392,7 @@ el('train-pause').addEventListener('click', () => {
 el('train-use').addEventListener('click', () =>
   void guarded('train-error', async () => {
     const { config, weights, vocabText } = await training!.files();
-    await loadModel(async () => ({ source: `trained here (${training!.step} steps)`, config, weights, weightsName: 'model.safetensors', vocab: { kind: 'wordpiece', text: vocabText } }));
+    await loadModel(async () => ({ source: `trained here (${training!.step} steps)`, type: 'gpt2', config, weights, weightsName: 'model.safetensors', vocab: { kind: 'wordpiece', text: vocabText } }));
   }),
 );
 el('download').addEventListener('click', () =>
