@@ -20,7 +20,7 @@ export function parseConfigJson(text: string, where = 'config.json'): Record<str
 /** Refuses configs of other model types (XLNet comes with its own loader). */
 export function expectGpt2(config: Record<string, unknown>, where: string): void {
   const type = config.model_type ?? 'gpt2';
-  if (type !== 'gpt2') throw new Error(`${where}: model_type "${String(type)}" is not supported yet (supported: gpt2)`);
+  if (type !== 'gpt2') throw new Error(`${where}: model_type "${String(type)}" is not GPT-2`);
 }
 
 /** Runs `build`, naming `where` (a folder, a URL) in its error. */
