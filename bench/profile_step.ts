@@ -28,14 +28,12 @@ manualSeed(1);
 let step: () => Tensor;
 let zeroGrad: () => void;
 let dispose: () => void;
-let tokens: number;
 if (kind === 'xlnet') {
   const tokenizer = loadTokenizer(bundledVocabPath('songci-unigram'), { mode: 'xlnet' });
   const articles = (await readCorpus(bundledCorpusPath())).slice(0, 2000);
   const data = new XLNetPretrainingData(sentenceStreamFromArticles(articles, tokenizer), tokenizer, { batchSize: B, seqLen: T, seed: 1 });
   const model = new XLNetLMHeadModel({ vocab_size: V, d_model: width, n_layer: layers, n_head: heads, d_inner: inner, dropout: 0, bi_data: true });
   const b = data.batch(0, 0);
-  tokens = B * T;
   step = () =>
     tidy(() => {
       const out = model.forward({
@@ -54,7 +52,6 @@ if (kind === 'xlnet') {
 } else if (kind === 'gpt2') {
   const model = new GPT2LMHeadModel(gpt2Config({ vocab_size: V, n_embd: width, n_layer: layers, n_head: heads, n_positions: T }));
   const ids = tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % V), [B, T], { dtype: 'i32' });
-  tokens = B * T;
   step = () =>
     tidy(() => {
       const loss = model.forward({ inputIds: ids, labels: ids }).loss!;
@@ -101,7 +98,7 @@ for (const k of report) {
 }
 const total = [...families.values()].reduce((t, f) => t + f.ms, 0);
 console.log(`${kind} training step (forward + backward), B ${B}, T ${T}, ${layers} layers, width ${width}, inner ${inner}, ${heads} heads, vocab ${V}, on ${gpu.name}`);
-console.log(`wall ${wall.toFixed(0)} ms per step unprofiled (${((tokens / wall) * 1000).toFixed(0)} tokens/s); GPU ${total.toFixed(0)} ms per step profiled (one pass per kernel)`);
+console.log(`wall ${wall.toFixed(0)} ms per step unprofiled (${(((B * T) / wall) * 1000).toFixed(0)} tokens/s); GPU ${total.toFixed(0)} ms per step profiled (one pass per kernel)`);
 console.log(`${'kernel'.padEnd(36)}${'launches'.padStart(9)}${'ms'.padStart(9)}${'share'.padStart(8)}`);
 for (const [name, f] of [...families].sort((a, b) => b[1].ms - a[1].ms)) {
   console.log(`${name.padEnd(36)}${f.dispatches.toFixed(0).padStart(9)}${f.ms.toFixed(1).padStart(9)}${`${((100 * f.ms) / total).toFixed(1)}%`.padStart(8)}`);

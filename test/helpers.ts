@@ -29,6 +29,12 @@ export async function expectFixtureGrads(named: [string, Tensor][], fixture: str
   }
 }
 
+/** An output stream for CLI commands that keeps what is written (not a TTY, so progress prints plain lines). */
+export function sink(): NodeJS.WriteStream & { text: string } {
+  const s = { text: '', isTTY: false, write(chunk: string) { s.text += chunk; return true; } };
+  return s as unknown as NodeJS.WriteStream & { text: string };
+}
+
 /** Opens the WebGPU device once per test file. Fails (never skips) when there is no adapter. */
 export function useGpu(): void {
   beforeAll(async () => {

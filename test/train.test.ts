@@ -9,18 +9,12 @@ import { evaluate } from '../src/cli/eval.js';
 import { vocab } from '../src/cli/vocab.js';
 import { generateCommand, generateTextsCommand } from '../src/cli/generate.js';
 import { shutdown } from '../src/gpu/runtime.js';
-import { useGpu } from './helpers.js';
+import { sink, useGpu } from './helpers.js';
 
 useGpu();
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-train-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** A stream that keeps what is written (not a TTY, so progress prints plain lines). */
-function sink(): NodeJS.WriteStream & { text: string } {
-  const s = { text: '', isTTY: false, write(chunk: string) { s.text += chunk; return true; } };
-  return s as unknown as NodeJS.WriteStream & { text: string };
-}
 
 const lossColumn = (dir: string): number[] =>
   readFileSync(path.join(dir, 'loss.csv'), 'utf8').trim().split('\n').slice(1).map((line) => Number(line.split(',')[1]));

@@ -11,7 +11,7 @@ import { fillMasks, fillPieces, fillPositions, generateXLNet, sampleXLNetTexts, 
 import { parseWeights } from '../src/io/weights.js';
 import { XLNetLMHeadModel, xlnetFromStateDict, type XLNetConfig, type XLNetMems } from '../src/models/xlnet.js';
 import type { SentencePieceTokenizer } from '../tokenizers/sentencepiece.js';
-import { expectClose, hfFixture, useGpu, values } from './helpers.js';
+import { expectClose, hfFixture, sink, useGpu, values } from './helpers.js';
 
 useGpu();
 
@@ -281,12 +281,6 @@ describe('XLNet text: sampleXLNetTexts and fillMasks', { timeout: 600_000 }, () 
     expect(w.liveBuffers()).toBe(before);
   });
 });
-
-/** A stream that keeps what is written (as test/train.test.ts). */
-function sink(): NodeJS.WriteStream & { text: string } {
-  const s = { text: '', isTTY: false, write(chunk: string) { s.text += chunk; return true; } };
-  return s as unknown as NodeJS.WriteStream & { text: string };
-}
 
 describe('CLI: fill and generate with an XLNet folder', { timeout: 600_000 }, () => {
   const dir = path.join(tmp, 'cli-xlnet');

@@ -17,17 +17,12 @@ import { noGrad } from '../src/autograd.js';
 import { tensor } from '../src/tensor.js';
 import { toFloat32 } from '../src/io/safetensors.js';
 import { XLNET_TRAIN_DEFAULTS, XLNetTrainer } from '../src/train/xlnet_trainer.js';
-import { useGpu } from './helpers.js';
+import { sink, useGpu } from './helpers.js';
 
 useGpu();
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'webgpu-lm-xlnet-train-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function sink(): NodeJS.WriteStream & { text: string } {
-  const s = { text: '', isTTY: false, write(chunk: string) { s.text += chunk; return true; } };
-  return s as unknown as NodeJS.WriteStream & { text: string };
-}
 
 const lossColumn = (dir: string): number[] =>
   readFileSync(path.join(dir, 'loss.csv'), 'utf8').trim().split('\n').slice(1).map((line) => Number(line.split(',')[1]));

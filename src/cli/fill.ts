@@ -3,9 +3,9 @@
 import { fillMasks, type FillResult } from '../generate/xlnet.js';
 import { init } from '../gpu/runtime.js';
 import { loadPretrained } from '../models/pretrained.js';
-import { XLNET_INFERENCE_CONFIG, type XLNetLMHeadModel } from '../models/xlnet.js';
+import type { XLNetLMHeadModel } from '../models/xlnet.js';
 import { DEVICE_FLAG, formatHelp, parseArgs, UsageError, type FlagSpec } from './args.js';
-import { folderModelType, xlnetTokenizer } from './generate.js';
+import { xlnetForInference } from './generate.js';
 
 export const FILL_FLAGS: FlagSpec[] = [
   DEVICE_FLAG,
@@ -40,13 +40,13 @@ export async function fill(argv: readonly string[], out: NodeJS.WriteStream = pr
   const candidates = Number(f.candidates);
   if (candidates < 0) throw new UsageError(`--candidates must be at least 0, got ${candidates}`);
   const modelPath = String(f['model-path']);
-  const type = await folderModelType(modelPath);
-  if (type !== 'xlnet') throw new Error(`${modelPath}: fill runs XLNet models (model_type "xlnet"), this folder holds a "${type}" model`);
   await init();
-  const model = (await loadPretrained(modelPath)) as XLNetLMHeadModel;
-  Object.assign(model.config, XLNET_INFERENCE_CONFIG); // a training checkpoint's bi_data would refuse a batch of one
+  const loaded = await loadPretrained(modelPath, (config) => {
+    const type = String(config.model_type ?? 'gpt2');
+    if (type !== 'xlnet') throw new Error(`${modelPath}: fill runs XLNet models (model_type "xlnet"), this folder holds a "${type}" model`);
+  });
+  const { model, tokenizer } = xlnetForInference(loaded as XLNetLMHeadModel, modelPath, String(f['tokenizer-path']));
   try {
-    const tokenizer = xlnetTokenizer(modelPath, String(f['tokenizer-path']), model.config.vocab_size);
     const result = await fillMasks(model, tokenizer, String(f.text), {
       temperature: Number(f.temperature),
       topK: Number(f.topk),

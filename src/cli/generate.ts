@@ -17,10 +17,9 @@ import { SentencePieceTokenizer } from '../../tokenizers/sentencepiece.js';
 import { sampleTexts, type TextSamplingOptions } from '../generate/text.js';
 import { sampleXLNetTexts, XLNET_DEFAULT_LENGTH } from '../generate/xlnet.js';
 import { init } from '../gpu/runtime.js';
-import { parseConfigJson } from '../models/folder.js';
 import type { GPT2LMHeadModel } from '../models/gpt2.js';
-import { loadGpt2, loadPretrained } from '../models/pretrained.js';
-import { XLNET_INFERENCE_CONFIG, type XLNetLMHeadModel } from '../models/xlnet.js';
+import { loadPretrained } from '../models/pretrained.js';
+import { XLNET_INFERENCE_CONFIG, XLNetLMHeadModel } from '../models/xlnet.js';
 import { DEVICE_FLAG, formatHelp, parseArgs, type FlagSpec, type FlagValue } from './args.js';
 
 const SAMPLING_FLAGS: FlagSpec[] = [
@@ -64,50 +63,37 @@ type Loaded =
   | { kind: 'gpt2'; model: GPT2LMHeadModel; tokenizer: Tokenizer }
   | { kind: 'xlnet'; model: XLNetLMHeadModel; tokenizer: SentencePieceTokenizer };
 
-/** config.json's model_type (HF's default: gpt2), read before any weights so a wrong folder is refused early. */
-export async function folderModelType(dir: string): Promise<string> {
-  const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  return String(parseConfigJson(text, file).model_type ?? 'gpt2');
-}
-
 /**
- * An XLNet's SentencePiece tokenizer in 'xlnet' mode: `tokenizerPath`, else spiece.model in the model folder,
- * else the bundled songci-unigram model; refused when it has more pieces than the model's vocabulary.
+ * An XLNet ready for inference, with its tokenizer: XLNET_INFERENCE_CONFIG applied (a training checkpoint still
+ * carries the pretraining-only settings), and the SentencePiece model in 'xlnet' mode from `tokenizerPath`, else
+ * spiece.model in the model folder, else the bundled songci-unigram model; refused when it has more pieces than
+ * the model's vocabulary. The model is freed if the tokenizer is refused.
  */
-export function xlnetTokenizer(modelPath: string, tokenizerPath: string, vocabSize: number): SentencePieceTokenizer {
+export function xlnetForInference(model: XLNetLMHeadModel, modelPath: string, tokenizerPath: string): { model: XLNetLMHeadModel; tokenizer: SentencePieceTokenizer } {
+  Object.assign(model.config, XLNET_INFERENCE_CONFIG);
   const own = path.join(modelPath, 'spiece.model');
   const file = tokenizerPath || (existsSync(own) ? own : bundledVocabPath('songci-unigram'));
-  const tokenizer = loadTokenizer(file, { mode: 'xlnet' });
-  if (!(tokenizer instanceof SentencePieceTokenizer)) throw new Error(`${file} is not a SentencePiece model; an XLNet needs its spiece.model`);
-  if (tokenizer.vocabSize > vocabSize) throw new Error(`the tokenizer (${file}) has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${vocabSize}`);
-  return tokenizer;
+  try {
+    const tokenizer = loadTokenizer(file, { mode: 'xlnet' });
+    if (!(tokenizer instanceof SentencePieceTokenizer)) throw new Error(`${file} is not a SentencePiece model; an XLNet needs its spiece.model`);
+    const V = model.config.vocab_size;
+    if (tokenizer.vocabSize > V) throw new Error(`the tokenizer (${file}) has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${V}`);
+    return { model, tokenizer };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 async function setup(f: Record<string, FlagValue>): Promise<Loaded> {
   if (f.segment) throw new Error('--segment (THULAC word segmentation) is not available');
   if (f.compat !== 'hf' && f.compat !== 'gpt2-chinese') throw new Error(`--compat must be 'hf' or 'gpt2-chinese', got '${f.compat}'`);
   const modelPath = String(f['model-path']);
-  const xlnet = (await folderModelType(modelPath)) === 'xlnet';
-  if (!xlnet && f['padding-text']) throw new Error('--padding-text is for XLNet models (GPT-2 continues the prefix as it is)');
   await init();
-  if (xlnet) {
-    const model = (await loadPretrained(modelPath)) as XLNetLMHeadModel;
-    // A training checkpoint still carries the pretraining-only settings (reuse_len would drop context, bi_data needs pairs of rows).
-    Object.assign(model.config, XLNET_INFERENCE_CONFIG);
-    try {
-      return { kind: 'xlnet', model, tokenizer: xlnetTokenizer(modelPath, String(f['tokenizer-path']), model.config.vocab_size) };
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-  }
-  const model = await loadGpt2(modelPath, 'generate');
+  const model = await loadPretrained(modelPath, (config) => {
+    if (config.model_type !== 'xlnet' && f['padding-text']) throw new Error('--padding-text is for XLNet models (GPT-2 continues the prefix as it is)');
+  });
+  if (model instanceof XLNetLMHeadModel) return { kind: 'xlnet', ...xlnetForInference(model, modelPath, String(f['tokenizer-path'])) };
   const own = path.join(modelPath, 'vocab.txt');
   const vocabPath = String(f['tokenizer-path']) || (existsSync(own) ? own : bundledVocabPath('gpt2-chinese-small'));
   const tokenizer = loadTokenizer(vocabPath, { variant: 'gpt2-chinese' });

@@ -1,7 +1,7 @@
 // `webgpu-lm train`: GPT2-Chinese's train.py / train_single.py on WebGPU, with exact resume, a progress bar and a loss curve.
 
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildPieces, buildSinglePieces } from '../../datasets/gpt2_chinese.js';
 import { bundledCorpusPath, readCorpus } from '../../datasets/corpus.js';
@@ -13,12 +13,13 @@ import { GPT2LMHeadModel, gpt2Config, type GPT2Config } from '../models/gpt2.js'
 import { GPT2_PRESETS } from '../models/presets.js';
 import { manualSeed } from '../random.js';
 import { loadGpt2 } from '../models/pretrained.js';
-import { findCheckpoint, loadCheckpoint, restoreOptimizer, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
-import { lossCurveCsv, lossCurveSvg, type CurvePoint } from '../train/curve.js';
+import { restoreOptimizer, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
+import type { CurvePoint } from '../train/curve.js';
 import { GPT2_CHINESE_TRAIN_DEFAULTS, Trainer, type TrainOptions, type TrainerState } from '../train/trainer.js';
 import { DEVICE_FLAG, formatHelp, parseArgs, UsageError, type FlagSpec, type FlagValue } from './args.js';
 import { trainModelKind, trainXLNet } from './train_xlnet.js';
 import { Progress } from './progress.js';
+import { catchInterrupt, LossLog, resumeRun, stoppedMessage } from './run.js';
 
 /** GPT2-Chinese train.py's flags and defaults (gpt2-chinese-features.md §1), plus ours at the end. */
 export const TRAIN_FLAGS: FlagSpec[] = [
@@ -54,6 +55,9 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'checkpoint-steps', type: 'int', default: 0, help: 'also checkpoint every N optimizer steps (0 = at each epoch end only)' },
   { name: 'max-steps', type: 'int', default: 0, help: 'stop after this many optimizer steps in total (0 = all epochs), checkpointing first' },
 ];
+
+/** Flags that only say how this invocation runs; a resumed run takes them from the new command line. */
+const RUN_FLAGS = ['max-steps', 'checkpoint-steps', 'log-step'];
 
 const SUMMARY = 'Train a GPT-2 on a corpus of articles (GPT2-Chinese train.py flags).';
 
@@ -131,19 +135,11 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   // The device first: loading a checkpoint uploads its weights.
   const { gpu } = await init();
   let resumed: LoadedCheckpoint<TrainerState, TrainOptions> | null = null;
+  let resumedModel: GPT2LMHeadModel | null = null;
   if (f.resume) {
-    if (!findCheckpoint(checkpointDir)) throw new Error(`--resume: no checkpoint in ${checkpointDir}`);
-    resumed = await loadCheckpoint(checkpointDir);
-    if (!(resumed.model instanceof GPT2LMHeadModel)) {
-      resumed.model.dispose();
-      throw new Error(`--resume: ${checkpointDir} holds an XLNet run; resume it with --model xlnet`);
-    }
-    // The run continues with the flags it started with (data, model, schedule and batch size must not change);
-    // only how this invocation runs (when to stop, how often to checkpoint) comes from the new command line.
-    const now = f;
-    f = { ...(resumed.meta.extra.flags as Record<string, FlagValue>), resume: true };
-    for (const k of ['max-steps', 'checkpoint-steps', 'log-step']) f[k] = now[k]!;
-    say(`resuming from ${checkpointDir}: epoch ${resumed.meta.state.epoch + 1}, optimizer step ${resumed.meta.state.optimizerStep}`);
+    const r = await resumeRun<TrainerState, TrainOptions, GPT2LMHeadModel>(checkpointDir, f, RUN_FLAGS, GPT2LMHeadModel, 'an XLNet run; resume it with --model xlnet');
+    ({ resumed, model: resumedModel, flags: f } = r);
+    say(`resuming from ${checkpointDir}: epoch ${r.resumed.meta.state.epoch + 1}, optimizer step ${r.resumed.meta.state.optimizerStep}`);
   }
   if (Number(f['log-step']) % Number(f['gradient-accumulation']) !== 0) {
     throw new Error(`--log-step ${f['log-step']} must be a multiple of --gradient-accumulation ${f['gradient-accumulation']}`);
@@ -152,7 +148,7 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   const rawPath = String(f['raw-data-path']) || bundledCorpusPath();
 
   let model: GPT2LMHeadModel;
-  if (resumed) model = resumed.model as GPT2LMHeadModel;
+  if (resumedModel) model = resumedModel;
   else if (f['pretrained-model']) model = await loadGpt2(String(f['pretrained-model']), 'train');
   else {
     manualSeed(Number(f.seed));
@@ -189,11 +185,13 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
 
   await mkdir(outputDir, { recursive: true });
   const writerDir = String(f['writer-dir']) || outputDir;
-  const writeCurve = async (): Promise<void> => {
-    await mkdir(writerDir, { recursive: true });
-    await writeFile(path.join(writerDir, 'loss.csv'), lossCurveCsv(curve));
-    await writeFile(path.join(writerDir, 'loss.svg'), lossCurveSvg(curve, { title: `training loss (${path.basename(path.resolve(outputDir))})` }));
-  };
+  const logEvery = Number(f['log-step']) / Number(f['gradient-accumulation']);
+  const maxSteps = Number(f['max-steps']);
+  const checkpointSteps = Number(f['checkpoint-steps']);
+  const stepsPerEpoch = Math.ceil(trainer.batchesPerEpoch / options.gradientAccumulation);
+  const allSteps = stepsPerEpoch * options.epochs;
+  const progress = new Progress(maxSteps > 0 ? Math.min(maxSteps, allSteps) : allSteps, { stream: out, label: 'train' });
+  const log = new LossLog(curve, progress);
   // A saved model carries its WordPiece vocabulary, so `generate --model-path` finds the matching tokenizer.
   const saveModel = async (dir: string): Promise<void> => {
     await model.save(dir);
@@ -201,38 +199,16 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   };
   const checkpoint = async (): Promise<void> => {
     await saveCheckpoint(checkpointDir, trainer, { flags: f, curve });
-    await writeCurve();
+    await log.write(writerDir, `training loss (${path.basename(path.resolve(outputDir))})`);
   };
 
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
-  };
-  process.once('SIGINT', onSigint);
-  const logEvery = Number(f['log-step']) / Number(f['gradient-accumulation']);
-  const maxSteps = Number(f['max-steps']);
-  const checkpointSteps = Number(f['checkpoint-steps']);
-  const stepsPerEpoch = Math.ceil(trainer.batchesPerEpoch / options.gradientAccumulation);
-  const allSteps = stepsPerEpoch * options.epochs;
-  const progress = new Progress(maxSteps > 0 ? Math.min(maxSteps, allSteps) : allSteps, { stream: out, label: 'train' });
-  let windowTokens = 0;
-  let windowStart = performance.now();
+  const ctrlC = catchInterrupt();
   try {
     while (!trainer.done) {
       const epochBefore = trainer.state.epoch;
       const r = trainer.step();
-      windowTokens += r.tokens;
       const step = trainer.state.optimizerStep;
-      if (step % logEvery === 0 || trainer.state.epoch !== epochBefore) {
-        const loss = await r.loss.item(); // the only read-back, every --log-step
-        const now = performance.now();
-        const tokensPerSecond = windowTokens / ((now - windowStart) / 1000);
-        windowTokens = 0;
-        windowStart = now;
-        curve.push({ step, loss, tokens: r.tokens, lr: r.lr, epoch: r.epoch + 1 });
-        progress.update(step, { loss, tokensPerSecond, epoch: r.epoch + 1, lr: r.lr });
-      }
-      r.loss.dispose();
+      await log.step(step, r, step % logEvery === 0 || trainer.state.epoch !== epochBefore);
       if (trainer.state.epoch !== epochBefore) {
         const dir = path.join(outputDir, `model_epoch${epochBefore + 1}`);
         await saveModel(dir);
@@ -241,11 +217,11 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
       } else if (checkpointSteps > 0 && step % checkpointSteps === 0) {
         await checkpoint();
       }
-      if (interrupted || (maxSteps > 0 && step >= maxSteps)) {
+      if (ctrlC.interrupted || (maxSteps > 0 && step >= maxSteps)) {
         await checkpoint();
         progress.finish();
-        say(interrupted ? `interrupted: checkpoint saved in ${checkpointDir}; continue with --resume` : `stopped after ${step} steps (--max-steps): checkpoint saved; continue with --resume`);
-        return interrupted ? 130 : 0;
+        say(stoppedMessage(ctrlC.interrupted, step, checkpointDir));
+        return ctrlC.interrupted ? 130 : 0;
       }
     }
     progress.finish();
@@ -255,7 +231,7 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
     say(`done: ${finalDir} (loss curve: ${path.join(writerDir, 'loss.svg')})`);
     return 0;
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    ctrlC.dispose();
     trainer.dispose();
     model.dispose();
   }

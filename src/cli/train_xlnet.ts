@@ -1,6 +1,6 @@
 // `webgpu-lm train --model xlnet`: XLNet pretraining (train_gpu.py + data_utils.py's flags) on WebGPU, with a progress bar, checkpoints and exact resume.
 
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { bundledCorpusPath, readCorpus } from '../../datasets/corpus.js';
@@ -11,11 +11,12 @@ import { init } from '../gpu/runtime.js';
 import { loadPretrained, savePretrained } from '../models/pretrained.js';
 import { XLNET_INFERENCE_CONFIG, XLNetLMHeadModel, xlnetConfig, type XLNetConfig } from '../models/xlnet.js';
 import { manualSeed } from '../random.js';
-import { findCheckpoint, loadCheckpoint, restoreOptimizer, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
-import { lossCurveCsv, lossCurveSvg, type CurvePoint } from '../train/curve.js';
+import { findCheckpoint, restoreOptimizer, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
+import type { CurvePoint } from '../train/curve.js';
 import { XLNET_TRAIN_DEFAULTS, XLNetTrainer, type XLNetTrainerState, type XLNetTrainOptions } from '../train/xlnet_trainer.js';
 import { DEVICE_FLAG, formatHelp, parseArgs, UsageError, type FlagSpec, type FlagValue } from './args.js';
 import { Progress } from './progress.js';
+import { catchInterrupt, LossLog, resumeRun, stoppedMessage } from './run.js';
 
 /**
  * XLNet's own flag names (train_gpu.py, data_utils.py) with their defaults, where they have one; the GPT-2
@@ -197,18 +198,11 @@ export async function trainXLNet(argv: readonly string[], out: NodeJS.WriteStrea
   // The device first: loading a checkpoint uploads its weights.
   const { gpu } = await init();
   let resumed: LoadedCheckpoint<XLNetTrainerState, XLNetTrainOptions> | null = null;
+  let resumedModel: XLNetLMHeadModel | null = null;
   if (f.resume) {
-    if (!findCheckpoint(checkpointDir)) throw new Error(`--resume: no checkpoint in ${checkpointDir}`);
-    resumed = await loadCheckpoint<XLNetTrainerState, XLNetTrainOptions>(checkpointDir);
-    if (!(resumed.model instanceof XLNetLMHeadModel)) {
-      resumed.model.dispose();
-      throw new Error(`--resume: ${checkpointDir} holds a GPT-2 run; resume it without --model xlnet`);
-    }
-    // The run continues with the flags it started with; only how this invocation runs comes from the new line.
-    const now = f;
-    f = { ...(resumed.meta.extra.flags as Record<string, FlagValue>), resume: true };
-    for (const k of RUN_FLAGS) f[k] = now[k]!;
-    say(`resuming from ${checkpointDir} at step ${resumed.meta.state.optimizerStep}`);
+    const r = await resumeRun<XLNetTrainerState, XLNetTrainOptions, XLNetLMHeadModel>(checkpointDir, f, RUN_FLAGS, XLNetLMHeadModel, 'a GPT-2 run; resume it without --model xlnet');
+    ({ resumed, model: resumedModel, flags: f } = r);
+    say(`resuming from ${checkpointDir} at step ${r.resumed.meta.state.optimizerStep}`);
   }
   const options = trainOptions(f);
   const logEvery = positiveInt(f, 'iterations');
@@ -216,8 +210,8 @@ export async function trainXLNet(argv: readonly string[], out: NodeJS.WriteStrea
   const data = await pretrainingData(f, tokenizer, say);
 
   let model: XLNetLMHeadModel;
-  if (resumed) {
-    model = resumed.model as XLNetLMHeadModel;
+  if (resumedModel) {
+    model = resumedModel;
   } else {
     const config = configFromFlags(f, tokenizer.vocabSize, data.reuseLen);
     if (f['init-checkpoint']) {
@@ -265,48 +259,29 @@ export async function trainXLNet(argv: readonly string[], out: NodeJS.WriteStrea
   );
 
   await mkdir(modelDir, { recursive: true });
-  const writeCurve = async (): Promise<void> => {
-    await writeFile(path.join(modelDir, 'loss.csv'), lossCurveCsv(curve));
-    await writeFile(path.join(modelDir, 'loss.svg'), lossCurveSvg(curve, { title: `XLNet pretraining loss (${path.basename(path.resolve(modelDir))})` }));
-  };
-  const checkpoint = async (): Promise<void> => {
-    await saveCheckpoint(checkpointDir, trainer, { flags: f, curve });
-    await copyFile(tokenizerPath, path.join(checkpointDir, 'spiece.model'));
-    await writeCurve();
-  };
-
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
-  };
-  process.once('SIGINT', onSigint);
   const maxSteps = Number(f['max-steps']);
   const saveSteps = Number(f['save-steps']);
   const end = maxSteps > 0 ? Math.min(maxSteps, options.trainSteps) : options.trainSteps;
   const progress = new Progress(end, { stream: out, label: 'pretrain' });
-  let windowTokens = 0;
-  let windowStart = performance.now();
+  const log = new LossLog(curve, progress);
+  const checkpoint = async (): Promise<void> => {
+    await saveCheckpoint(checkpointDir, trainer, { flags: f, curve });
+    await copyFile(tokenizerPath, path.join(checkpointDir, 'spiece.model'));
+    await log.write(modelDir, `XLNet pretraining loss (${path.basename(path.resolve(modelDir))})`);
+  };
+
+  const ctrlC = catchInterrupt();
   try {
     while (!trainer.done) {
       const r = trainer.step();
-      windowTokens += r.tokens;
       const step = trainer.state.optimizerStep;
-      if (step % logEvery === 0 || step === end) {
-        const loss = await r.loss.item(); // the only read-back, every --iterations steps
-        const now = performance.now();
-        const tokensPerSecond = windowTokens / ((now - windowStart) / 1000);
-        windowTokens = 0;
-        windowStart = now;
-        curve.push({ step, loss, tokens: r.tokens, lr: r.lr, epoch: r.epoch + 1 });
-        progress.update(step, { loss, tokensPerSecond, epoch: r.epoch + 1, lr: r.lr });
-      }
-      r.loss.dispose();
+      await log.step(step, r, step % logEvery === 0 || step === end);
       if (saveSteps > 0 && step % saveSteps === 0) await checkpoint();
-      if (interrupted || (maxSteps > 0 && step >= maxSteps && !trainer.done)) {
+      if (ctrlC.interrupted || (maxSteps > 0 && step >= maxSteps && !trainer.done)) {
         await checkpoint();
         progress.finish();
-        say(interrupted ? `interrupted: checkpoint saved in ${checkpointDir}; continue with --resume` : `stopped after ${step} steps (--max-steps): checkpoint saved; continue with --resume`);
-        return interrupted ? 130 : 0;
+        say(stoppedMessage(ctrlC.interrupted, step, checkpointDir));
+        return ctrlC.interrupted ? 130 : 0;
       }
     }
     progress.finish();
@@ -318,7 +293,7 @@ export async function trainXLNet(argv: readonly string[], out: NodeJS.WriteStrea
     say(`done: ${finalDir} (loss curve: ${path.join(modelDir, 'loss.svg')}); try: webgpu-lm fill --model-path ${finalDir} --text "春花秋<mask>何时了"`);
     return 0;
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    ctrlC.dispose();
     trainer.dispose();
     model.dispose();
   }

@@ -2,7 +2,7 @@
 
 import { postprocessGpt2Chinese, type Gpt2ChinesePostprocessStyle, type Tokenizer } from '../../tokenizers/index.js';
 import type { GPT2LMHeadModel } from '../models/gpt2.js';
-import { generate } from './generate.js';
+import { generate, type GenerateOptions } from './generate.js';
 
 export interface TextSamplingOptions {
   /** Tokens to generate per sample (default: n_ctx). */
@@ -54,25 +54,44 @@ export async function sampleTexts(
 ): Promise<string[]> {
   const nCtx = model.config.n_positions;
   const ids = prefixIds(tokenizer, prefix, nCtx);
-  const length = options.length === undefined || options.length < 0 ? nCtx : options.length;
+  const unk = tokenizer.unkTokenId;
+  return sampleInBatches(ids, count, options.length === undefined || options.length < 0 ? nCtx : options.length, options, unk === undefined ? [] : [unk],
+    (rows, generateOptions) => generate(model, rows, generateOptions),
+    (row) => idsToText(tokenizer, row, style));
+}
+
+/**
+ * The batch loop of the text recipes (GPT-2's here, XLNet's in xlnet.ts): `count` samples continuing `ids` by
+ * `length` tokens, batchSize rows at a time, drawn by `run` with the CLI's sampling rules (GPT2-Chinese's topp 0
+ * is "off"; sample s draws with seed·7919 + seedOffset + s) and never drawing `banIds`; each turned into text by
+ * `toText` (also while streaming, for onText).
+ */
+export async function sampleInBatches(
+  ids: readonly number[],
+  count: number,
+  length: number,
+  options: TextSamplingOptions,
+  banIds: readonly number[],
+  run: (rows: number[][], options: GenerateOptions) => Promise<number[][]>,
+  toText: (ids: number[]) => string,
+): Promise<string[]> {
   const batchSize = options.batchSize ?? 1;
   if (!(Number.isInteger(count) && count >= 1) || !(Number.isInteger(batchSize) && batchSize >= 1)) {
     throw new Error(`the number of samples and the batch size must be whole numbers >= 1, got ${count} and ${batchSize}`);
   }
   const compat = options.compat === 'gpt2-chinese';
   const topP = options.topP ?? 0;
-  const unk = tokenizer.unkTokenId;
   const texts: string[] = [];
   for (let done = 0; done < count && !options.signal?.aborted; done += batchSize) {
     const rows = Array.from({ length: Math.min(batchSize, count - done) }, () => [...ids]);
-    const out = await generate(model, rows, {
+    const out = await run(rows, {
       maxNewTokens: length,
       temperature: options.temperature ?? 1,
       topK: options.topK ?? 8,
       // GPT2-Chinese's topp 0 means "off"; in HF's rules "off" is 1.
       topP: compat ? topP : topP <= 0 ? 1 : topP,
       repetitionPenalty: options.repetitionPenalty ?? 1,
-      banIds: unk === undefined ? [] : [unk],
+      banIds,
       mode: compat ? 'gpt2-chinese' : 'hf',
       seed: (options.seed ?? 0) * 7919 + (options.seedOffset ?? 0) + done,
       useCache: options.useCache ?? true,
@@ -81,12 +100,12 @@ export async function sampleTexts(
         ? {
             onToken: (chosen: number[]) => {
               chosen.forEach((id, b) => rows[b]!.push(id));
-              options.onText!(rows.map((r) => idsToText(tokenizer, r, style)), done);
+              options.onText!(rows.map(toText), done);
             },
           }
         : {}),
     });
-    for (const row of out) texts.push(idsToText(tokenizer, [...ids, ...row], style));
+    for (const row of out) texts.push(toText([...ids, ...row]));
   }
   return texts;
 }

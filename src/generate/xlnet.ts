@@ -25,7 +25,7 @@ import { XLNetLMHeadModel, type XLNetMems } from '../models/xlnet.js';
 import type { SentencePieceTokenizer } from '../../tokenizers/sentencepiece.js';
 import type { GenerateOptions } from './generate.js';
 import { sampleNext } from './sampling.js';
-import type { TextSamplingOptions } from './text.js';
+import { sampleInBatches, type TextSamplingOptions } from './text.js';
 
 /** Cached positions recomputed each step (HF's offset: 1 would be purely autoregressive; 2 lets a token see its successor). */
 const OFFSET = 2;
@@ -169,39 +169,9 @@ export async function sampleXLNetTexts(
     padding = [...tokenizer.encode(options.paddingText, { addSpecialTokens: false }), eod];
   }
   const length = options.length === undefined || options.length < 0 ? XLNET_DEFAULT_LENGTH : options.length;
-  const batchSize = options.batchSize ?? 1;
-  if (!(Number.isInteger(count) && count >= 1) || !(Number.isInteger(batchSize) && batchSize >= 1)) {
-    throw new Error(`the number of samples and the batch size must be whole numbers >= 1, got ${count} and ${batchSize}`);
-  }
-  const compat = options.compat === 'gpt2-chinese';
-  const topP = options.topP ?? 0;
-  const texts: string[] = [];
-  for (let done = 0; done < count && !options.signal?.aborted; done += batchSize) {
-    const rows = Array.from({ length: Math.min(batchSize, count - done) }, () => [...ids]);
-    const out = await generateXLNet(model, rows.map((r) => [...padding, ...r]), {
-      maxNewTokens: length,
-      temperature: options.temperature ?? 1,
-      topK: options.topK ?? 8,
-      // GPT2-Chinese's topp 0 means "off"; in HF's rules "off" is 1 (as text.ts).
-      topP: compat ? topP : topP <= 0 ? 1 : topP,
-      repetitionPenalty: options.repetitionPenalty ?? 1,
-      banIds: textBanIds(tokenizer),
-      mode: compat ? 'gpt2-chinese' : 'hf',
-      seed: (options.seed ?? 0) * 7919 + (options.seedOffset ?? 0) + done,
-      useCache: options.useCache ?? true,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onText
-        ? {
-            onToken: (chosen: number[]) => {
-              chosen.forEach((id, b) => rows[b]!.push(id));
-              options.onText!(rows.map((r) => tokenizer.decode(r)), done);
-            },
-          }
-        : {}),
-    });
-    for (const row of out) texts.push(tokenizer.decode([...ids, ...row]));
-  }
-  return texts;
+  return sampleInBatches(ids, count, length, options, textBanIds(tokenizer),
+    (rows, generateOptions) => generateXLNet(model, rows.map((r) => [...padding, ...r]), generateOptions),
+    (row) => tokenizer.decode(row));
 }
 
 // ---- fill-in-the-blank ----

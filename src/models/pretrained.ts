@@ -63,9 +63,12 @@ async function load(dir: string, check?: (config: Record<string, unknown>) => vo
   }
 }
 
-/** Loads a Hugging Face model folder (config.json + weights), choosing the model class by config.model_type. */
-export function loadPretrained(dir: string): Promise<PretrainedModel> {
-  return load(dir);
+/**
+ * Loads a Hugging Face model folder (config.json + weights), choosing the model class by config.model_type.
+ * `check` sees config.json first and may refuse it (by throwing) before any weights are read.
+ */
+export function loadPretrained(dir: string, check?: (config: Record<string, unknown>) => void): Promise<PretrainedModel> {
+  return load(dir, check);
 }
 
 /** loadPretrained for what runs GPT-2 only (`command` names it in the error an XLNet folder gets). */
