@@ -10,12 +10,11 @@
 // Results go to stdout and bench/out/matmul.json.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import type * as TfCore from '@tensorflow/tfjs-core';
 import { create, globals } from 'webgpu';
 import { Kernel, full, init, matmul, runtime, sync, tensor, type Tensor } from '../src/index.js';
 import { TILES, matmulGrid, matmulWGSL, type MatmulTiles } from '../kernels/matmul.js';
-
-type Tf = typeof TfCore;
+import { tfjsPeer } from './peers/tfjs.js';
+import type { Contender, PeerLoad } from './peers/types.js';
 
 // Dawn's classes become globals and navigator.gpu is the one Dawn instance, before any peer is imported:
 // tfjs-backend-webgpu registers itself only if navigator.gpu exists when it loads, and our init() uses
@@ -126,15 +125,6 @@ interface Timing {
   gflops: number;
 }
 
-/** One implementation under test: `validate` runs it once and returns its output, `run` records one
- *  product, `drain` waits until the GPU has finished everything recorded, `dispose` frees its buffers. */
-interface Contender {
-  validate(): Promise<Float32Array>;
-  run(): void;
-  drain(): Promise<void>;
-  dispose(): void;
-}
-
 type Result = ({ valid: true } & Timing) | { valid: false; error: string };
 
 const ROUNDS = 5;
@@ -229,51 +219,6 @@ function naive(s: Shape, a: Tensor, b: Tensor): Contender {
   return direct(s, a, b, naiveKernel, { M: s.M, N: s.N, K: s.K }, [Math.ceil(s.N / 16), Math.ceil(s.M / 16)]);
 }
 
-/** tfjs owns its buffers, so its output cannot be poisoned; it is validated the same way otherwise. */
-function tfjs(tf: Tf, s: Shape, a: Float32Array, b: Float32Array): Contender {
-  const ta = tf.tensor2d(a, [s.M, s.K]);
-  const tb = tf.tensor2d(b, [s.K, s.N]);
-  // The newest product: kept until the next one is queued, so that drain() has something to read.
-  let last: TfCore.Tensor | null = null;
-  return {
-    async validate() {
-      const c = tf.matMul(ta, tb);
-      const got = (await c.data()) as Float32Array;
-      c.dispose();
-      return got;
-    },
-    run() {
-      const c = tf.matMul(ta, tb);
-      last?.dispose();
-      last = c;
-    },
-    // Reading one element submits tfjs's pending commands and waits for every product queued before it.
-    async drain() {
-      const one = tf.slice(last!, [0, 0], [1, 1]);
-      await one.data();
-      one.dispose();
-    },
-    dispose() {
-      last?.dispose();
-      ta.dispose();
-      tb.dispose();
-    },
-  };
-}
-
-/** tfjs-core + tfjs-backend-webgpu on navigator.gpu (the same Dawn instance and adapter), or why not. */
-async function loadTfjs(): Promise<{ tf: Tf; error: null } | { tf: null; error: string }> {
-  try {
-    const tf = await import('@tensorflow/tfjs-core');
-    await import('@tensorflow/tfjs-backend-webgpu');
-    if (!(await tf.setBackend('webgpu'))) return { tf: null, error: 'tf.setBackend("webgpu") returned false' };
-    await tf.ready();
-    return { tf, error: null };
-  } catch (e) {
-    return { tf: null, error: (e as Error).message.split('\n')[0]! };
-  }
-}
-
 // ---- main ----
 
 const fmtResult = (r: Result | undefined): string =>
@@ -286,8 +231,8 @@ const rt = await init();
 const adapter = rt.gpu.name;
 console.log(`adapter: ${adapter}`);
 console.log(`our tiles: ${JSON.stringify(TILES)}${QUICK ? '   (--quick shapes)' : ''}`);
-const loaded = TUNE ? { tf: null, error: 'not used by --tune' } : await loadTfjs();
-if (!TUNE) console.log(loaded.tf ? 'tfjs: @tensorflow/tfjs-backend-webgpu 4.22.0 on the same adapter' : `tfjs: not run (${loaded.error})`);
+const loaded: PeerLoad = TUNE ? { ok: false, error: 'not used by --tune' } : await tfjsPeer.load();
+if (!TUNE) console.log(loaded.ok ? `tfjs: ${loaded.version} on the same adapter` : `tfjs: not run (${loaded.error})`);
 
 const results = [];
 const tuning: unknown[] = [];
@@ -311,7 +256,7 @@ for (const [i, s] of shapes.entries()) {
     });
     for (const c of contenders) c.dispose();
   } else {
-    const contenders = [ours(s, ta, tb), naive(s, ta, tb), ...(loaded.tf ? [tfjs(loaded.tf, s, a, b)] : [])];
+    const contenders = [ours(s, ta, tb), naive(s, ta, tb), ...(loaded.ok ? [tfjsPeer.matmulContender(s.M, s.K, s.N, a, b)] : [])];
     const [o, n, t] = await compete(s, want, contenders);
     for (const c of contenders) c.dispose();
     console.log(`  ours   ${fmtResult(o)}`);
@@ -330,7 +275,7 @@ const report = {
   command: `node dist/bench/matmul.js ${process.argv.slice(2).join(' ')}`.trim(),
   adapter,
   tiles: TILES,
-  tfjs: loaded.tf ? '@tensorflow/tfjs-backend-webgpu 4.22.0' : `not run: ${loaded.error}`,
+  tfjs: loaded.ok ? loaded.version : `not run: ${loaded.error}`,
   ...(TUNE ? { tuning } : { results }),
 };
 writeFileSync('bench/out/matmul.json', JSON.stringify(report, null, 2));

@@ -50,7 +50,7 @@ if (kind === 'xlnet') {
   zeroGrad = () => model.zeroGrad();
   dispose = () => model.dispose();
 } else if (kind === 'gpt2') {
-  const model = new GPT2LMHeadModel(gpt2Config({ vocab_size: V, n_embd: width, n_layer: layers, n_head: heads, n_positions: T }));
+  const model = new GPT2LMHeadModel(gpt2Config({ vocab_size: V, n_embd: width, n_layer: layers, n_head: heads, n_positions: T, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }));
   const ids = tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % V), [B, T], { dtype: 'i32' });
   step = () =>
     tidy(() => {

@@ -3,6 +3,8 @@
 // logits [N, V], targets [N] i32. A row whose target equals ignore_index contributes loss 0, is not counted
 // in the mean, and gets a zero gradient. A target outside [0, V) (and not ignore_index) is never used as an
 // index: its loss and its gradient row are NaN, so the bad label shows up in the loss instead of a GPU fault.
+// Logits larger than one storage binding go in blocks of rows (ops/loss.ts); each block binds windows of
+// the tensors, whose first element is `lbase` (logits, dlogits) or `rbase` (per-row arrays) of the binding.
 // Reference: test/reference/rows.ts (crossEntropy in float64).
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -21,11 +23,11 @@ export const NAN_BITS = 0x7fc00000;
  * Forward, one workgroup per row (see kernels/softmax.ts for the row layout and grid):
  *   lse_i  = log sum_j exp(logits_ij)  = m + log s   from the online (max, sum) pair, one read of the row
  *   loss_i = lse_i - logits_i,t        (t = targets_i), 0 for ignored rows
- * Bindings: logits [N, V], targets [N], lse [N] (saved for backward), loss [N].
+ * Bindings: logits [N, V], targets [N], lse [N] (saved for backward), loss [N] (a block's rows of each).
  */
 export function crossEntropyRowsWGSL(wg: number): string {
   return wgsl`
-struct Params { rows: u32, V: u32, ignore_index: i32, nan_bits: u32 }
+struct Params { rows: u32, V: u32, ignore_index: i32, nan_bits: u32, lbase: u32, rbase: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;       // [N, V]
 @group(0) @binding(2) var<storage, read> targets: array<i32>;      // [N]
@@ -36,9 +38,10 @@ ${onlineSoftmaxWGSL(wg)}
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = row_id(wid, nwg);
-  if (row >= p.rows) { return; }
-  let base = row * p.V;
+  let block_row = row_id(wid, nwg);
+  if (block_row >= p.rows) { return; }
+  let base = p.lbase + block_row * p.V;
+  let row = p.rbase + block_row;
   var ms = vec2<f32>(NEG_BIG, 0.0);
   for (var c = lid; c < p.V; c += ${wg}u) { ms = online_add(ms, logits[base + c]); }
   ms = row_max_sum(ms, lid);
@@ -98,16 +101,22 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }`;
 }
 
+/** Logits of one row each backward workgroup writes: 256 invocations × 8 columns. */
+export const BACKWARD_COLUMNS = 2048;
+
 /**
- * Backward, one invocation per logit (no reduction needed: lse is saved):
+ * Backward (no reduction needed: lse is saved):
  *   dlogits_ij = (softmax_ij - [j == t_i]) * scale_i,   softmax_ij = exp(logits_ij - lse_i)
  *   scale_i = g_i (none), g (sum), g / count (mean); 0 for ignored rows, NaN for out-of-range targets.
- * Bindings: logits [N, V], targets [N], lse [N], g ([N] for none, [1] otherwise), (mean) count [1], dlogits [N, V].
- * Grid: N*V invocations, 256 per workgroup, 2-D (i = gid.y * nwg.x * 256 + gid.x).
+ * A workgroup owns 2048 columns of one row: the row's target, lse and scale are loaded once, and invocation lid writes
+ * columns lid, lid + 256, ... of the block (neighbours write neighbouring words). The row comes from the workgroup id,
+ * so no invocation divides by V (a vector integer division is scalarised on a CPU driver and costs more than the exp).
+ * Bindings: logits [N, V], targets [N], lse [N], g ([N] for none, [1] otherwise), (mean) count [1], dlogits [N, V]
+ * (a block's rows of each, but all of g and count). Grid: [ceil(V / 2048), min(N, 65535), ceil(N / 65535)]; row = wid.z · nwg.y + wid.y.
  */
 export function crossEntropyBackwardWGSL(reduction: Reduction): string {
   return wgsl`
-struct Params { n: u32, V: u32, ignore_index: i32, nan_bits: u32 }
+struct Params { rows: u32, V: u32, ignore_index: i32, nan_bits: u32, lbase: u32, rbase: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;       // [N, V]
 @group(0) @binding(2) var<storage, read> targets: array<i32>;      // [N]
@@ -119,27 +128,28 @@ struct Params { n: u32, V: u32, ignore_index: i32, nan_bits: u32 }
 @group(0) @binding(6) var<storage, read_write> dlogits: array<f32>; // [N, V]
 
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * (nwg.x * 256u) + gid.x;
-  if (i >= p.n) { return; }
-  let row = i / p.V;
-  let col = i % p.V;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block_row = wid.z * nwg.y + wid.y;
+  if (block_row >= p.rows) { return; }
+  let row = p.rbase + block_row;
   let t = targets[row];
 #if ${reduction === 'none'}
-  let scale = g[row];
+  var scale = g[row];
 #elif ${reduction === 'sum'}
-  let scale = g[0];
+  var scale = g[0];
 #else
-  let scale = g[0] / count[0];
+  var scale = g[0] / count[0];
 #endif
-  let prob = exp(logits[i] - lse[row]);
-  let onehot = select(0.0, 1.0, i32(col) == t);
-  if (t == p.ignore_index) {
-    dlogits[i] = 0.0;
-  } else if (t < 0 || u32(t) >= p.V) {
-    dlogits[i] = ${NAN};
-  } else {
-    dlogits[i] = (prob - onehot) * scale;
+  // An ignored row gets exactly 0 everywhere (whatever its logits hold); an out-of-range target NaN everywhere.
+  let ignored = t == p.ignore_index;
+  if (!ignored && (t < 0 || u32(t) >= p.V)) { scale = ${NAN}; }
+  let l = lse[row];
+  let base = p.lbase + block_row * p.V;
+  for (var k = 0u; k < ${BACKWARD_COLUMNS / 256}u; k++) {
+    let col = wid.x * ${BACKWARD_COLUMNS}u + k * 256u + lid;
+    if (col >= p.V) { break; }
+    let prob = exp(logits[base + col] - l);
+    dlogits[base + col] = select((prob - select(0.0, 1.0, i32(col) == t)) * scale, 0.0, ignored);
   }
 }`;
 }

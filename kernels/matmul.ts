@@ -17,6 +17,15 @@
 // neighbouring invocations read neighbouring vec4s of the staged B tile.
 // Dispatch grid: [ceil(N / BN), ceil(M / BM), Z]. Out-of-range rows/columns/k are loaded as 0 and not
 // stored, so any M, N, K >= 0 works. Reference: test/reference/matmul.ts (float64).
+//
+// Split products (ops/matmul.ts), for operands larger than one storage binding (GPT-2's LM head reads its
+// [V, C] embedding; the logits [B·T, V] can outgrow a binding too), launch a 2-D product once per block of
+// [M, N, K], each binding only the windows of A, B, C (and bias) that its block touches:
+//   windowed:   each operand is a block of a larger row-major matrix: element (r, c) of the block is at
+//               off + r·ld + c of its binding (lda, ldb, ldc; offA, offB, offC, offBias from the uniform).
+//   accumulate: C += op(A)·op(B). The accumulators start from C, so the blocks of one K range continue the
+//               same sums in the same order: a product split along K is bit-identical to one launch.
+// Unsplit products use neither (their leading dims are K, N or M, as above, and their offsets 0).
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -44,6 +53,10 @@ export interface MatmulVariant {
   transA: boolean;
   transB: boolean;
   bias: boolean;
+  /** Operands are windows of larger matrices: leading dims and offsets come from the uniform. */
+  windowed?: boolean;
+  /** C += op(A)·op(B), continuing C's sums (needs `windowed`). */
+  accumulate?: boolean;
 }
 
 /** Grid [x, y] covering an M×N output with `tiles`; z is the number of kept batch matrices. */
@@ -51,17 +64,21 @@ export function matmulGrid(M: number, N: number, tiles: MatmulTiles = TILES): [n
   return [Math.ceil(N / (tiles.WX * tiles.TN)), Math.ceil(M / (tiles.WY * tiles.TM))];
 }
 
-export function matmulWGSL({ transA, transB, bias }: MatmulVariant, tiles: MatmulTiles = TILES): string {
+export function matmulWGSL({ transA, transB, bias, windowed = false, accumulate = false }: MatmulVariant, tiles: MatmulTiles = TILES): string {
   const { WX, WY, TM, TN, BK } = tiles;
   const threads = WX * WY;
   const [BM, BN] = [WY * TM, WX * TN];
   if ((BM * BK) % threads !== 0 || (BN * BK) % threads !== 0 || TM % 4 !== 0 || TN % 4 !== 0) {
     throw new Error(`matmul tiles ${JSON.stringify(tiles)}: TM and TN must be multiples of 4 and each staged tile must split evenly over the ${threads} invocations`);
   }
+  if (accumulate && !windowed) throw new Error('matmul: the accumulate variant is for split products (windowed)');
   return wgsl`
 struct Params {
   M: u32, N: u32, K: u32,
   keptRank: u32, sumRank: u32, sumCount: u32,
+#if ${windowed}
+  lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32, offBias: u32,
+#endif
   keptShape: array<vec4<u32>, 2>, keptA: array<vec4<u32>, 2>, keptB: array<vec4<u32>, 2>,
   sumShape: array<vec4<u32>, 2>, sumA: array<vec4<u32>, 2>, sumB: array<vec4<u32>, 2>,
 }
@@ -96,11 +113,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         @builtin(local_invocation_index) li: u32) {
   let m0 = wid.y * BM;
   let n0 = wid.x * BN;
+#if ${windowed}
+  let lda = p.lda;
+  let ldb = p.ldb;
+  let ldc = p.ldc;
+  var baseA = p.offA;
+  var baseB = p.offB;
+  let baseC = p.offC + wid.z * p.M * ldc;
+  let baseBias = p.offBias;
+#else
+  let lda = ${transA ? 'p.M' : 'p.K'};
+  let ldb = ${transB ? 'p.K' : 'p.N'};
+  let ldc = p.N;
+  var baseA = 0u;
+  var baseB = 0u;
+  let baseC = wid.z * p.M * p.N;
+  let baseBias = 0u;
+#endif
 
   // Where matrix z of A and B starts: decompose z over the kept batch dims, innermost last.
   var rest = wid.z;
-  var baseA = 0u;
-  var baseB = 0u;
   for (var d = i32(p.keptRank) - 1; d >= 0; d--) {
     let size = p.keptShape[d / 4][d % 4];
     let i = rest % size;
@@ -111,6 +143,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
   // acc[(4 i4 + c) TN4 + j4] holds C[row (lid.y + i4 WY) 4 + c][columns (lid.x + j4 WX) 4 .. +4].
   var acc: array<vec4<f32>, ${(TM * TN) / 4}>;
+#if ${accumulate}
+  for (var i = 0u; i < ${TM}u; i++) {
+    let gm = m0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;
+    if (gm >= p.M) { continue; }
+    for (var j = 0u; j < ${TN}u; j++) {
+      let gn = n0 + (lid.x + (j / 4u) * WX) * 4u + j % 4u;
+      if (gn >= p.N) { continue; }
+      acc[i * TN4 + j / 4u][j % 4u] = c[baseC + gm * ldc + gn];
+    }
+  }
+#endif
   var ra: array<vec4<f32>, ${TM / 4}>;
   var rb: array<vec4<f32>, ${TN / 4}>;
   for (var r = 0u; r < p.sumCount; r++) {
@@ -142,9 +185,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var v = 0.0;
         if (gm < p.M && gk < p.K) {
 #if ${transA}
-          v = a[offA + gk * p.M + gm];
+          v = a[offA + gk * lda + gm];
 #else
-          v = a[offA + gm * p.K + gk];
+          v = a[offA + gm * lda + gk];
 #endif
         }
         As[k * AS4 + m / 4u][m % 4u] = v;
@@ -164,9 +207,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var v = 0.0;
         if (gn < p.N && gk < p.K) {
 #if ${transB}
-          v = b[offB + gn * p.K + gk];
+          v = b[offB + gn * ldb + gk];
 #else
-          v = b[offB + gk * p.N + gn];
+          v = b[offB + gk * ldb + gn];
 #endif
         }
         Bs[k * BS4 + n / 4u][n % 4u] = v;
@@ -189,7 +232,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
   }
 
-  let baseC = wid.z * p.M * p.N;
   for (var i = 0u; i < ${TM}u; i++) {
     let gm = m0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;
     if (gm >= p.M) { continue; }
@@ -197,9 +239,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let gn = n0 + (lid.x + (j / 4u) * WX) * 4u + j % 4u;
       if (gn >= p.N) { continue; }
 #if ${bias}
-      c[baseC + gm * p.N + gn] = acc[i * TN4 + j / 4u][j % 4u] + bias[gn];
+      c[baseC + gm * ldc + gn] = acc[i * TN4 + j / 4u][j % 4u] + bias[baseBias + gn];
 #else
-      c[baseC + gm * p.N + gn] = acc[i * TN4 + j / 4u][j % 4u];
+      c[baseC + gm * ldc + gn] = acc[i * TN4 + j / 4u][j % 4u];
 #endif
     }
   }

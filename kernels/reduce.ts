@@ -3,6 +3,10 @@
 // rows:    inner == 1. One 256-wide workgroup per row; each invocation folds a strided slice, then a tree
 //          in workgroup memory. Grid: rows as 2-D workgroups (x up to 65535, then y).
 // columns: inner > 1. One invocation per output (o, j), looping over R (reads coalesce across j).
+// An x larger than one storage binding (XLNet's bias gradient sums the [B·P, V] logits' gradient) is
+// reduced in pieces (ops/reduce.ts) whose bindings are windows starting at element xbase (x) and obase (out):
+// rows in blocks of whole rows; columns, for one o at a time, in blocks of rows r and columns j, where the
+// `accumulate` variant continues the sums (or maxima) already in out, so the result is the same bits.
 // Reference: test/reference.ts (sum/max in float64).
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -12,7 +16,7 @@ export const ROW_WG = 256;
 
 export function reduceRowsWGSL(op: ReduceOp): string {
   return wgsl`
-struct Params { rows: u32, R: u32, scale: f32 }
+struct Params { rows: u32, R: u32, scale: f32, xbase: u32, obase: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;   // [rows, R]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>; // [rows]
@@ -30,7 +34,7 @@ fn combine(a: f32, b: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }   // uniform across the workgroup, so the barriers below stay uniform
-  let base = row * p.R;
+  let base = p.xbase + row * p.R;
 #if ${op === 'sum'}
   var acc = 0.0;
 #else
@@ -43,32 +47,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < s) { partial[lid] = combine(partial[lid], partial[lid + s]); }
     workgroupBarrier();
   }
-  if (lid == 0u) { out[row] = partial[0] * p.scale; }
+  if (lid == 0u) { out[p.obase + row] = partial[0] * p.scale; }
 }`;
 }
 
-export function reduceColumnsWGSL(op: ReduceOp): string {
+/**
+ * out[o, j] = scale · (sum or max over r of x[o, r, j]) for j < cols, reading x with row stride `inner`
+ * (cols = inner unless a split launch covers a block of columns). With `accumulate` the sums (maxima) start
+ * from out: a split along r continues them in order.
+ */
+export function reduceColumnsWGSL(op: ReduceOp, accumulate = false): string {
   return wgsl`
-struct Params { outer: u32, R: u32, inner: u32, scale: f32 }
+struct Params { outer: u32, R: u32, inner: u32, cols: u32, scale: f32, xbase: u32, obase: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;   // [outer, R, inner]
-@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [outer, inner]
+@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [outer, cols]
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.y * (nwg.x * 256u) + gid.x;
-  if (i >= p.outer * p.inner) { return; }
-  let o = i / p.inner;
-  let j = i % p.inner;
-  let base = o * p.R * p.inner + j;
+  if (i >= p.outer * p.cols) { return; }
+  let o = i / p.cols;
+  let j = i % p.cols;
+  let base = p.xbase + o * p.R * p.inner + j;
+#if ${accumulate}
+  var acc = out[p.obase + i];
+  for (var r = 0u; r < p.R; r++) {
 #if ${op === 'sum'}
+    acc += x[base + r * p.inner];
+#else
+    acc = max(acc, x[base + r * p.inner]);
+#endif
+  }
+#elif ${op === 'sum'}
   var acc = 0.0;
   for (var r = 0u; r < p.R; r++) { acc += x[base + r * p.inner]; }
 #else
   var acc = x[base];
   for (var r = 1u; r < p.R; r++) { acc = max(acc, x[base + r * p.inner]); }
 #endif
-  out[i] = acc * p.scale;
+  out[p.obase + i] = acc * p.scale;
 }`;
 }
 

@@ -1,7 +1,7 @@
 // Layer norm against a float64 reference; dx, dweight and dbias by finite differences, and deterministic parameter gradients.
 import { describe, expect, it } from 'vitest';
 import * as w from '../src/index.js';
-import { layerNorm } from './reference/rows.js';
+import { layerNorm, layerNormBackward } from './reference/rows.js';
 import { expectClose, f32, gradCheck, numel, rand, useGpu, values } from './helpers.js';
 
 useGpu();
@@ -10,7 +10,8 @@ const FWD = { atol: 1e-5, rtol: 1e-5 };
 
 describe('layerNorm forward', () => {
   // [N, C]: C = 1 (y = bias), tiny, GPT-2's 768, longer than a workgroup; 1 row and odd row counts.
-  const CASES: number[][] = [[3, 1], [1, 5], [7, 5], [5, 257], [3, 768], [2, 1537], [2, 3, 7]];
+  // 1537 and 9001 take the wider workgroups (64 and 256 invocations of layerNormLayout), 9001 with 36 values each.
+  const CASES: number[][] = [[3, 1], [1, 5], [7, 5], [5, 257], [3, 768], [2, 1537], [1, 9001], [2, 3, 7]];
 
   it('matches the float64 reference with and without weight/bias, for two eps', async () => {
     for (const shape of CASES) {
@@ -85,6 +86,24 @@ describe('layerNorm backward', () => {
       gpu: (x, weight, bias) => w.layerNorm(x, [3, 5], weight, bias),
       ref: (x, weight, bias) => layerNorm(x, 15, weight, bias, 1e-5),
     });
+  });
+
+  it('dx, dweight and dbias match the analytic float64 gradient for every workgroup layout, rows of 5 to 9001', async () => {
+    for (const [N, C] of [[3, 5], [4, 768], [3, 1537], [2, 9001]] as const) {
+      const data = f32(rand(N * C, C, -2, 2));
+      const wData = f32(rand(C, C + 1, 0.5, 1.5));
+      const dy = f32(rand(N * C, C + 2, -1, 1));
+      const x = w.tensor(Float32Array.from(data), [N, C], { requiresGrad: true });
+      const weight = w.tensor(Float32Array.from(wData), [C], { requiresGrad: true });
+      const bias = w.tensor(new Float32Array(C), [C], { requiresGrad: true });
+      w.layerNorm(x, C, weight, bias).backward(w.tensor(Float32Array.from(dy), [N, C]));
+      const want = layerNormBackward(data, wData, dy, C, 1e-5);
+      // dx = rstd·(ghat - mean(ghat) - xhat·mean(ghat·xhat)): f32 row means over C terms of size ~1.
+      expectClose(await values(x.grad!), want.dx, { atol: 1e-5, rtol: 1e-4 }, `dx [${N}, ${C}]`);
+      expectClose(await values(weight.grad!), want.dw, { atol: 1e-5, rtol: 1e-5 }, `dweight [${N}, ${C}]`);
+      expectClose(await values(bias.grad!), want.db, { atol: 1e-5, rtol: 1e-5 }, `dbias [${N}, ${C}]`);
+      for (const t of [x, weight, bias]) t.dispose();
+    }
   });
 
   it('dweight and dbias over many row blocks match float64 sums and are bit-identical run to run', async () => {

@@ -6,7 +6,7 @@
 // the repetition penalty; ids are drawn with a counter-based RNG keyed by (seed, step), so a run repeats.
 
 import { noGrad } from '../autograd.js';
-import { reshape, slice } from '../ops/shape.js';
+import { reshape } from '../ops/shape.js';
 import { tensor, tidy } from '../tensor.js';
 import type { GPT2LMHeadModel, LayerPast } from '../models/gpt2.js';
 import { sampleNext, type SamplingOptions } from './sampling.js';
@@ -57,8 +57,8 @@ export async function generate(model: GPT2LMHeadModel, prompts: readonly (readon
       const ids = noGrad(() =>
         tidy(() => {
           const inputIds = tensor(input, [B, window], { dtype: 'i32' });
-          const out = model.forward({ inputIds, ...(incremental ? { pastKeyValues: past! } : {}), useCache });
-          const last = reshape(slice(out.logits, 1, window - 1, window), [B, V]); // [B, V]
+          const out = model.forward({ inputIds, ...(incremental ? { pastKeyValues: past! } : {}), useCache, logitsToKeep: 1 });
+          const last = reshape(out.logits, [B, V]); // [B, V]
           const history = tensor(historyData, [B, len], { dtype: 'i32' });
           const next = sampleNext(last, { ...options, history, step });
           const oldPast = past;

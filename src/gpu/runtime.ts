@@ -65,6 +65,7 @@ export class Runtime {
   /** [kernel name, label] of each dispatch in the unsubmitted encoder, to name shapes if the submit fails. */
   private recorded: [string, string][] = [];
   private profiler: Profiler | null = null;
+  private bindingLimitOverride: number | null = null;
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
@@ -78,6 +79,28 @@ export class Runtime {
     });
   }
 
+  /**
+   * The most bytes one storage binding may hold: the adapter's maxStorageBufferBindingSize, or less after
+   * setBindingLimit(). dispatch() checks every binding against it, and ops that bind tensors which can be
+   * larger (embeddings, logits, their gradients, optimizer state) split their work so each binding fits it.
+   */
+  get bindingLimit(): number {
+    return this.bindingLimitOverride ?? this.limits.maxStorageBufferBindingSize;
+  }
+
+  /**
+   * Testing and debugging aid: pretend the adapter's binding limit is `bytes` (a multiple of
+   * minStorageBufferOffsetAlignment, at least two of them, at most the real limit), so that tiny models
+   * take the split-binding paths that large ones take on real adapters. null restores the real limit.
+   */
+  setBindingLimit(bytes: number | null): void {
+    const { maxStorageBufferBindingSize: max, minStorageBufferOffsetAlignment: align } = this.limits;
+    if (bytes !== null && !(Number.isInteger(bytes) && bytes % align === 0 && bytes >= 2 * align && bytes <= max)) {
+      throw new RangeError(`setBindingLimit: bytes must be a multiple of ${align} in [${2 * align}, ${max}] (this adapter's maxStorageBufferBindingSize), got ${bytes}`);
+    }
+    this.bindingLimitOverride = bytes;
+  }
+
   /** Records one kernel launch. Checks sizes against the adapter's limits before touching the GPU. */
   dispatch(kernel: Kernel, args: DispatchArgs): void {
     this.throwPending();
@@ -85,14 +108,17 @@ export class Runtime {
     if (buffers.length !== kernel.storageBindings.length) {
       throw new Error(`${label}: kernel ${kernel.name} takes ${kernel.storageBindings.length} storage buffers, got ${buffers.length}`);
     }
-    const maxBinding = this.limits.maxStorageBufferBindingSize;
+    const maxBinding = this.bindingLimit;
+    const align = this.limits.minStorageBufferOffsetAlignment;
     for (const b of buffers) {
       if (b.size > maxBinding) {
+        const which = this.bindingLimitOverride === null ? "this adapter's maxStorageBufferBindingSize" : 'the binding limit set by setBindingLimit()';
         throw new RangeError(
-          `${label}: a ${formatBytes(b.size)} tensor is bound to one kernel binding, over this adapter's ` +
-            `maxStorageBufferBindingSize of ${formatBytes(maxBinding)}. Use a smaller batch/vocabulary, f16, or a GPU with a larger limit.`,
+          `${label}: a ${formatBytes(b.size)} tensor is bound to one kernel binding, over ${which} of ${formatBytes(maxBinding)}. ` +
+            'Use a smaller batch/vocabulary, f16, or a GPU with a larger limit.',
         );
       }
+      if (b.offset % align !== 0) throw new RangeError(`${label}: a binding starts at byte ${b.offset}, not a multiple of minStorageBufferOffsetAlignment ${align}`);
     }
     const [x, y = 1, z = 1] = grid;
     const maxGrid = this.limits.maxComputeWorkgroupsPerDimension;

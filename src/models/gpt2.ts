@@ -8,6 +8,7 @@ import { dropout } from '../ops/dropout.js';
 import { add, full, gelu, relu } from '../ops/elementwise.js';
 import { embedding } from '../ops/indexing.js';
 import { crossEntropy } from '../ops/loss.js';
+import { alignElements, windowElements } from '../ops/bindings.js';
 import { matmul } from '../ops/matmul.js';
 import { cat, permute, reshape, slice } from '../ops/shape.js';
 import { Conv1D, Embedding, LayerNorm, Linear } from '../nn/layers.js';
@@ -118,10 +119,13 @@ export interface GPT2ForwardInput {
   labels?: Tensor;
   pastKeyValues?: LayerPast[];
   useCache?: boolean;
+  /** Logits for only the last this many positions (HF's logits_to_keep; 0, the default, keeps all). Sampling
+   *  needs only the last: the LM head then reads the [V, C] embedding for one row instead of T. */
+  logitsToKeep?: number;
 }
 
 export interface GPT2Output {
-  /** [B, T, V] */
+  /** [B, T, V] (or [B, logitsToKeep, V]) */
   logits: Tensor;
   /** 0-d mean cross-entropy over non-ignored shifted labels, when labels were given. */
   loss?: Tensor;
@@ -229,26 +233,30 @@ export class GPT2Model extends Module {
   }
 }
 
-/** GPT2LMHeadModel: the trunk plus an LM head tied to wte (a separate `lm_head` only when tie_word_embeddings is false). */
 /**
- * Refuses, before anything is allocated, a model whose largest weight cannot be bound whole by one kernel on this
- * adapter: the embedding [V, C] (read whole by the LM head's matmul), the positions [n_positions, C] or an MLP
- * matrix [C, 4C]. GPT-2 124M's 147 MiB embedding, for one, exceeds the 128 MiB many adapters allow.
+ * Refuses, before anything is allocated, a model this adapter cannot run at all: a weight larger than one
+ * buffer (maxBufferSize), or a vocabulary so large that one row of logits does not fit one storage binding
+ * (the cross-entropy and the sampler read whole rows). Weights larger than one binding are fine, such as
+ * GPT-2 124M's 147 MiB embedding where many adapters allow 128 MiB: the ops that bind them split their work.
  */
-function checkFitsAdapter({ vocab_size: V, n_embd: C, n_positions: P }: GPT2Config): void {
-  const { maxStorageBufferBindingSize: binding, maxBufferSize: buffer } = runtime().limits;
-  const limit = Math.min(binding, buffer);
-  const [name, rows] = ([['transformer.wte.weight', V], ['transformer.wpe.weight', P], ['c_fc.weight', 4 * C]] as const).reduce((a, b) => (b[1] > a[1] ? b : a));
+function checkFitsAdapter({ vocab_size: V, n_embd: C, n_positions: P, n_inner }: GPT2Config): void {
+  const { maxBufferSize } = runtime().limits;
+  const what = `GPT-2 (vocab_size ${V}, n_embd ${C}, n_positions ${P}) is too large for this adapter`;
+  const weights = [['transformer.wte.weight', V], ['transformer.wpe.weight', P], ['c_fc.weight', n_inner ?? 4 * C]] as const;
+  const [name, rows] = weights.reduce((a, b) => (b[1] > a[1] ? b : a));
   const bytes = rows * C * 4;
-  if (bytes > limit) {
+  if (bytes > maxBufferSize) {
+    throw new RangeError(`${what}: ${name} [${rows}, ${C}] needs ${formatBytes(bytes)} in one buffer, and the adapter allows ${formatBytes(maxBufferSize)} (maxBufferSize)`);
+  }
+  if (V > windowElements()) {
     throw new RangeError(
-      `GPT-2 (vocab_size ${V}, n_embd ${C}, n_positions ${P}) is too large for this adapter: ${name} [${rows}, ${C}] needs ` +
-        `${formatBytes(bytes)} in one binding, and the adapter allows ${formatBytes(limit)} ` +
-        `(${binding <= buffer ? 'maxStorageBufferBindingSize' : 'maxBufferSize'})`,
+      `${what}: one row of ${V} logits needs ${formatBytes(4 * V)} in one storage binding (plus up to ${4 * (alignElements() - 1)} bytes ` +
+        `of offset alignment), over the ${formatBytes(runtime().bindingLimit)} the adapter allows`,
     );
   }
 }
 
+/** GPT2LMHeadModel: the trunk plus an LM head tied to wte (a separate `lm_head` only when tie_word_embeddings is false). */
 export class GPT2LMHeadModel extends Module {
   readonly config: GPT2Config;
   transformer: GPT2Model;
@@ -287,7 +295,7 @@ export class GPT2LMHeadModel extends Module {
 
   /** Runs the model; call it inside tidy() and run backward() in the same scope. */
   forward(input: GPT2ForwardInput): GPT2Output {
-    const { inputIds, attentionMask, positionIds, labels, pastKeyValues, useCache } = input;
+    const { inputIds, attentionMask, positionIds, labels, pastKeyValues, useCache, logitsToKeep = 0 } = input;
     const cfg = this.config;
     const t = this.transformer;
     if (inputIds.dtype !== 'i32' || inputIds.ndim !== 2) throw new Error(`GPT-2: inputIds must be i32 [B, T], got ${inputIds.dtype} [${inputIds.shape}]`);
@@ -305,6 +313,8 @@ export class GPT2LMHeadModel extends Module {
     if (labels && (labels.dtype !== 'i32' || labels.shape.join() !== `${B},${T}`)) {
       throw new Error(`GPT-2: labels must be i32 [${B}, ${T}], got ${labels.dtype} [${labels.shape}]`);
     }
+    if (!Number.isInteger(logitsToKeep) || logitsToKeep < 0) throw new Error(`GPT-2: logitsToKeep must be an integer >= 0 (0 = all), got ${logitsToKeep}`);
+    if (labels && logitsToKeep > 0) throw new Error('GPT-2: labels need the logits of every position; leave logitsToKeep at 0');
     if (!positionIds && P + T > cfg.n_positions) {
       throw new Error(`GPT-2: ${P + T} positions (${P} cached + ${T} new) exceed n_positions ${cfg.n_positions}; shorten the input or slide the window`);
     }
@@ -320,7 +330,8 @@ export class GPT2LMHeadModel extends Module {
       presents.push(r.present);
     });
     x = t.ln_f.forward(x);
-    const logits = matmul(x, this.outputEmbedding, { transB: true }); // [B, T, V], no bias
+    if (logitsToKeep > 0 && logitsToKeep < T) x = slice(x, 1, T - logitsToKeep, T); // [B, logitsToKeep, C]
+    const logits = matmul(x, this.outputEmbedding, { transB: true }); // [B, T or logitsToKeep, V], no bias
     const out: GPT2Output = { logits };
     if (useCache) out.pastKeyValues = presents;
     if (labels) {

@@ -3,10 +3,11 @@
 import { defineOp } from '../autograd.js';
 import { ACCUMULATE_WGSL, FILL_WGSL, binaryWGSL, unaryBackwardWGSL, unaryWGSL, type BinaryOp, type UnaryOp } from '../../kernels/elementwise.js';
 import { STRIDED_GATHER_WGSL } from '../../kernels/shape.js';
-import { Kernel } from '../gpu/kernel.js';
+import { Kernel, type ParamValues } from '../gpu/kernel.js';
 import { runtime } from '../gpu/runtime.js';
 import { empty, type DType, type Shape, type Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
+import { flatChunks, rangeOf } from './bindings.js';
 import { broadcastShapes, broadcastStrides, checkRank, dispatch, expectDtype, fmt, grid1d, kernelCache, sameShape } from './util.js';
 
 const unaryKernel = kernelCache<UnaryOp>('unary', unaryWGSL);
@@ -20,11 +21,35 @@ const expandKernel = new Kernel('expand', STRIDED_GATHER_WGSL);
 const fillKernel = new Kernel('fill', FILL_WGSL);
 const accumulateKernel = new Kernel('accumulate', ACCUMULATE_WGSL);
 
+/**
+ * Launches an elementwise kernel whose bindings are all `n` elements long (or [1], like clipGradNorm's
+ * norm: `whole` tensors are bound as they are): once, or once per flat chunk when the tensors outgrow
+ * one binding (ops/bindings.ts). The kernel's uniform `n` is the chunk's length.
+ */
+export function launchElementwise(
+  kernel: Kernel,
+  tensors: readonly Tensor[],
+  n: number,
+  params: ParamValues,
+  label: string,
+  { whole = [] as readonly Tensor[] } = {},
+): void {
+  const chunks = flatChunks(n);
+  for (const [start, count] of chunks) {
+    dispatch(kernel, {
+      buffers: tensors.map((t) => (whole.includes(t) ? t.range : chunks.length === 1 ? t.range : rangeOf(t, start, count))),
+      params: { ...params, n: count },
+      grid: grid1d(count),
+      label: chunks.length === 1 ? label : `${label} elements ${start}..${start + count - 1}`,
+    });
+  }
+}
+
 // ---- unary: y = f(x, s) ----
 
 function launchUnary(op: UnaryOp, x: Tensor, s: number): Tensor {
   const y = empty(x.shape, 'f32', op);
-  dispatch(unaryKernel(op), { buffers: [x.range, y.range], params: { n: x.size, s }, grid: grid1d(x.size), label: `${op} x${fmt(x)}` });
+  launchElementwise(unaryKernel(op), [x, y], x.size, { s }, `${op} x${fmt(x)}`);
   return y;
 }
 
@@ -42,12 +67,7 @@ const unaryOp = defineOp<[Tensor], { op: UnaryOp; s: number }>({
     const slope = LINEAR[op];
     if (slope) return [slope(s) === 1 ? g : launchUnary('mul_s', g, slope(s))];
     const dx = empty(x.shape, 'f32', `${op}_backward`);
-    dispatch(unaryBackwardKernel(op), {
-      buffers: [x.range, out.range, g.range, dx.range],
-      params: { n: x.size, s },
-      grid: grid1d(x.size),
-      label: `${op}_backward x${fmt(x)}`,
-    });
+    launchElementwise(unaryBackwardKernel(op), [x, out, g, dx], x.size, { s }, `${op}_backward x${fmt(x)}`);
     return [dx];
   },
 });
@@ -82,7 +102,13 @@ function launchBinary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   const out = empty(shape, 'f32', op);
   const same = sameShape(a.shape, shape) && sameShape(b.shape, shape);
-  dispatch(binaryKernel(`${op}:${same ? 'same' : 'bcast'}`), {
+  // Same shapes (the sum of two gradients of one weight, for one) split like any elementwise op; broadcast
+  // operands are bound whole.
+  if (same) {
+    launchElementwise(binaryKernel(`${op}:same`), [a, b, out], out.size, { rank: 0, shape: [], sa: [], sb: [] }, `${op} a${fmt(a)} b${fmt(b)}`);
+    return out;
+  }
+  dispatch(binaryKernel(`${op}:bcast`), {
     buffers: [a.range, b.range, out.range],
     params: { n: out.size, rank: shape.length, shape, sa: broadcastStrides(a.shape, shape), sb: broadcastStrides(b.shape, shape) },
     grid: grid1d(out.size),
@@ -183,7 +209,7 @@ export function full(shape: Shape, value: number, dtype: DType = 'f32'): Tensor 
   if (dtype === 'f16') throw new TypeError('full: f16 is not supported yet');
   const out = empty(shape, dtype, 'full');
   const bits = dtype === 'f32' ? new Uint32Array(new Float32Array([value]).buffer)[0]! : value >>> 0;
-  dispatch(fillKernel, { buffers: [out.range], params: { n: out.size, bits }, grid: grid1d(out.size), label: `fill [${shape}]` });
+  launchElementwise(fillKernel, [out], out.size, { bits }, `fill [${shape}]`);
   return out;
 }
 
@@ -192,7 +218,7 @@ export const ones = (shape: Shape): Tensor => full(shape, 1);
 /** dst += src, in place, no gradient (used to accumulate .grad). */
 export function accumulate_(dst: Tensor, src: Tensor): void {
   if (!sameShape(dst.shape, src.shape)) throw new Error(`accumulate_: shapes ${fmt(dst)} and ${fmt(src)} differ`);
-  dispatch(accumulateKernel, { buffers: [src.range, dst.range], params: { n: dst.size }, grid: grid1d(dst.size), label: `accumulate ${fmt(dst)}` });
+  launchElementwise(accumulateKernel, [src, dst], dst.size, {}, `accumulate ${fmt(dst)}`);
 }
 
 /** A copy with its own memory, no gradient link. */

@@ -7,8 +7,9 @@
 import { defineOp } from '../autograd.js';
 import { GATHER_WGSL, SCATTER_ADD_WGSL, SCATTER_ROWS, WG } from '../../kernels/gather.js';
 import { Kernel } from '../gpu/kernel.js';
-import { runtime } from '../gpu/runtime.js';
+import { runtime, type BufferRange } from '../gpu/runtime.js';
 import { empty, numel, type Shape, type Tensor } from '../tensor.js';
+import { fitsBinding, flatChunks, rangeOf, rowChunks, windowOf } from './bindings.js';
 import { dispatch, expectDtype, fmt, grid1d, normDim } from './util.js';
 
 const gatherKernel = new Kernel('gather', GATHER_WGSL);
@@ -25,31 +26,59 @@ function rowsAround(shape: Shape, dim: number): Rows {
   return { outer: numel(shape.slice(0, dim)), V: shape[dim]!, inner: numel(shape.slice(dim + 1)) };
 }
 
-/** out [outer, N, inner] (given as `shape`) = x [outer, V, inner] at rows ids [N]. */
+/**
+ * out [outer, N, inner] (given as `shape`) = x [outer, V, inner] at rows ids [N]. A table or output larger
+ * than one binding (GPT-2's 147 MiB embedding) is read and written in flat chunks: every pair of an
+ * output chunk and a table chunk is one launch, which writes the outputs whose row lies in that table chunk.
+ */
 function gather(x: Tensor, ids: Tensor, { V, inner }: Rows, shape: Shape, label: string): Tensor {
   const out = empty(shape, x.dtype, label);
-  dispatch(gatherKernel, {
-    buffers: [x.range, ids.range, out.range],
-    params: { n: out.size, N: ids.size, V, inner },
-    grid: grid1d(out.size),
-    label: `${label} x${fmt(x)} ids${fmt(ids)}`,
-  });
+  const outChunks = flatChunks(out.size);
+  const xChunks = flatChunks(x.size);
+  for (const [first, n] of outChunks) {
+    for (const [x0, xn] of xChunks) {
+      const part = outChunks.length * xChunks.length > 1 ? ` out elements ${first}..${first + n - 1} x elements ${x0}..${x0 + xn - 1}` : '';
+      dispatch(gatherKernel, {
+        buffers: [rangeOf(x, x0, xn), ids.range, rangeOf(out, first, n)],
+        params: { n, N: ids.size, V, inner, first, x0, xn },
+        grid: grid1d(n),
+        label: `${label} x${fmt(x)} ids${fmt(ids)}${part}`,
+      });
+    }
+  }
   return out;
 }
 
-/** dx [outer, V, inner] (given as `shape`) = g [outer, N, inner] summed into rows ids [N], in n order. */
+/**
+ * dx [outer, V, inner] (given as `shape`) = g [outer, N, inner] summed into rows ids [N], in n order. A dx
+ * larger than one binding (GPT-2's embedding gradient) is summed in blocks of rows of one outer index each,
+ * bound as windows: each element still has one writer that adds in n order, so the result is the same bits.
+ * g and ids, activation-sized, are bound whole.
+ */
 function scatterAdd(g: Tensor, ids: Tensor, { outer, V, inner }: Rows, shape: Shape, label: string): Tensor {
   const dx = empty(shape, 'f32', label);
   runtime().clear(dx.range);
-  const cols = outer * inner;
+  const what = `${label} g${fmt(g)} ids${fmt(ids)} into [${shape}]`;
   // Column groups of WG fill grid x and overflow into z; row tiles go along y.
-  const [gx, gz] = grid1d(cols, WG);
-  dispatch(scatterAddKernel, {
-    buffers: [g.range, ids.range, dx.range],
-    params: { N: ids.size, V, inner, cols },
-    grid: [gx, Math.ceil(V / SCATTER_ROWS), gz],
-    label: `${label} g${fmt(g)} ids${fmt(ids)} into [${shape}]`,
-  });
+  const launch = (o0: number, v0: number, rows: number, cols: number, range: BufferRange, base: number, part: string): void => {
+    const [gx, gz] = grid1d(cols, WG);
+    dispatch(scatterAddKernel, {
+      buffers: [g.range, ids.range, range],
+      params: { N: ids.size, V, inner, cols, o0, v0, rows, base },
+      grid: [gx, Math.ceil(rows / SCATTER_ROWS), gz],
+      label: `${what}${part}`,
+    });
+  };
+  if (fitsBinding(dx)) {
+    launch(0, 0, V, outer * inner, dx.range, 0, '');
+    return dx;
+  }
+  for (let o = 0; o < outer; o++) {
+    for (const [v0, rows] of rowChunks(label, V, inner)) {
+      const w = windowOf(dx, (o * V + v0) * inner, rows * inner);
+      launch(o, v0, rows, inner, w.range, w.base, ` rows ${v0}..${v0 + rows - 1}${outer > 1 ? ` of outer ${o}` : ''}`);
+    }
+  }
   return dx;
 }
 

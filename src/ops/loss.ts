@@ -2,6 +2,7 @@
 
 import { defineOp } from '../autograd.js';
 import {
+  BACKWARD_COLUMNS,
   NAN_BITS,
   crossEntropyBackwardWGSL,
   crossEntropyReduceWGSL,
@@ -9,8 +10,9 @@ import {
   type Reduction,
 } from '../../kernels/cross_entropy.js';
 import { rowWorkgroupSize } from '../../kernels/rows.js';
-import { runtime, type BufferRange } from '../gpu/runtime.js';
+import { runtime } from '../gpu/runtime.js';
 import { empty, numel, type Tensor } from '../tensor.js';
+import { bindingElements, rowChunks, windowOf, type Window } from './bindings.js';
 import { checkRank, dispatch, expectDtype, fmt, grid1d, kernelCache, sameShape } from './util.js';
 
 const rowsKernel = kernelCache<`${number}`>('cross_entropy_rows', (wg) => crossEntropyRowsWGSL(Number(wg)));
@@ -25,26 +27,16 @@ export interface CrossEntropyOptions {
 }
 
 /**
- * Blocks of rows [r0, r0 + rows) small enough that their logits fit one kernel binding: GPT-2's logits
- * [B*T, 50257] outgrow maxStorageBufferBindingSize (128 MiB on many adapters) at B*T = 668. Every r0 is a
- * multiple of minStorageBufferOffsetAlignment / 4 rows (64), so byte offsets into the [N, V] logits and the
- * [N] per-row buffers are all aligned.
+ * Blocks of rows [r0, r0 + rows) whose logits each fit one kernel binding: GPT-2's logits [B*T, 50257] outgrow
+ * maxStorageBufferBindingSize (128 MiB on many adapters) at B*T = 668. One block when they fit.
  */
 function rowBlocks(N: number, V: number): [number, number][] {
-  const { maxStorageBufferBindingSize: maxBytes, minStorageBufferOffsetAlignment: align } = runtime().limits;
-  const rowAlign = align / 4;
-  let per = Math.floor(maxBytes / (4 * V));
-  if (per < N) per -= per % rowAlign;
-  if (per === 0) throw new RangeError(`crossEntropy: ${rowAlign} rows of ${V} classes do not fit one binding of ${maxBytes} bytes`);
-  const blocks: [number, number][] = [];
-  for (let r0 = 0; r0 < N; r0 += per) blocks.push([r0, Math.min(per, N - r0)]);
-  return blocks;
+  return N * V <= bindingElements() ? [[0, N]] : rowChunks('crossEntropy', N, V);
 }
 
-/** Rows [r0, r0 + rows) of a row-major tensor with `width` 4-byte elements per row. */
-function rowsRange(t: Tensor, width: number, r0: number, rows: number): BufferRange {
-  const r = t.range;
-  return { buf: r.buf, offset: r.offset + 4 * width * r0, size: 4 * width * rows };
+/** Rows [r0, r0 + rows) of a row-major tensor with `width` 4-byte elements per row, as a window (its base is the kernel's lbase or rbase). */
+function rowsWindow(t: Tensor, width: number, r0: number, rows: number): Window {
+  return windowOf(t, width * r0, width * rows);
 }
 
 interface Options {
@@ -63,9 +55,11 @@ const crossEntropyOp = defineOp<[Tensor, Tensor], Options>({
     const lse = empty([N], 'f32', 'cross_entropy_lse');
     const rowLoss = empty(targets.shape, 'f32', 'cross_entropy_loss');
     for (const [r0, rows] of blocks) {
+      const l = rowsWindow(logits, V, r0, rows);
+      const perRow = [targets, lse, rowLoss].map((t) => rowsWindow(t, 1, r0, rows));
       dispatch(rowsKernel(`${rowWorkgroupSize(V)}`), {
-        buffers: [rowsRange(logits, V, r0, rows), ...[targets, lse, rowLoss].map((t) => rowsRange(t, 1, r0, rows))],
-        params: { rows, V, ignore_index: ignoreIndex, nan_bits: NAN_BITS },
+        buffers: [l.range, ...perRow.map((w) => w.range)],
+        params: { rows, V, ignore_index: ignoreIndex, nan_bits: NAN_BITS, lbase: l.base, rbase: perRow[0]!.base },
         grid: grid1d(rows, 1),
         label: `crossEntropy logits${fmt(logits)} rows ${r0}..${r0 + rows - 1} targets${fmt(targets)}`,
       });
@@ -91,15 +85,19 @@ const crossEntropyOp = defineOp<[Tensor, Tensor], Options>({
   // times dL/dloss_i: g_i (none), g (sum), g / count (mean); ignored rows get 0. Targets get no gradient.
   backward(g, { inputs: [logits, targets], options: { ignoreIndex, reduction, V, blocks }, saved: [lse, count] }) {
     const dlogits = empty(logits.shape, 'f32', 'cross_entropy_backward');
+    const maxGrid = runtime().limits.maxComputeWorkgroupsPerDimension;
     for (const [r0, rows] of blocks) {
-      const buffers = [rowsRange(logits, V, r0, rows), rowsRange(targets, 1, r0, rows), rowsRange(lse, 1, r0, rows)];
-      buffers.push(reduction === 'none' ? rowsRange(g, 1, r0, rows) : g.range);
+      // Every per-row window starts at row r0 (the same base); dlogits' window is logits'.
+      const l = rowsWindow(logits, V, r0, rows);
+      const r = rowsWindow(targets, 1, r0, rows);
+      const buffers = [l.range, r.range, rowsWindow(lse, 1, r0, rows).range];
+      buffers.push(reduction === 'none' ? rowsWindow(g, 1, r0, rows).range : g.range);
       if (count) buffers.push(count.range);
-      buffers.push(rowsRange(dlogits, V, r0, rows));
+      buffers.push(rowsWindow(dlogits, V, r0, rows).range);
       dispatch(backwardKernel(reduction), {
         buffers,
-        params: { n: rows * V, V, ignore_index: ignoreIndex, nan_bits: NAN_BITS },
-        grid: grid1d(rows * V),
+        params: { rows, V, ignore_index: ignoreIndex, nan_bits: NAN_BITS, lbase: l.base, rbase: r.base },
+        grid: [Math.ceil(V / BACKWARD_COLUMNS), Math.min(rows, maxGrid), Math.ceil(rows / maxGrid)],
         label: `crossEntropy_backward logits${fmt(logits)} rows ${r0}..${r0 + rows - 1}`,
       });
     }

@@ -6,13 +6,19 @@
 
 import { defineOp, type Grads } from '../autograd.js';
 import { TILES, matmulGrid, matmulWGSL, type MatmulTiles } from '../../kernels/matmul.js';
+import { formatBytes } from '../gpu/pool.js';
+import { runtime } from '../gpu/runtime.js';
 import { empty, type Shape, type Tensor } from '../tensor.js';
+import { fitsBinding, windowElements, windowOf, type Window } from './bindings.js';
 import { sum } from './reduce.js';
 import { checkRank, dispatch, expectDtype, fmt, kernelCache, stridesOf } from './util.js';
 
-type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':skinny'}`;
+type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':skinny'}${'' | ':window' | ':window+acc'}`;
 const matmulKernel = kernelCache<Key>('matmul', (key) =>
-  matmulWGSL({ transA: key[0] === 't', transB: key[1] === 't', bias: key.includes('+bias') }, key.endsWith(':skinny') ? SKINNY_TILES : TILES),
+  matmulWGSL(
+    { transA: key[0] === 't', transB: key[1] === 't', bias: key.includes('+bias'), windowed: key.includes(':window'), accumulate: key.includes('+acc') },
+    key.includes(':skinny') ? SKINNY_TILES : TILES,
+  ),
 );
 
 /**
@@ -86,6 +92,16 @@ function product(
   const sums = dims.filter((d) => d.sum);
   const out = empty(shape, 'f32', label);
   const skinny = M <= SKINNY_ROWS;
+  if (![x.t, y.t, out, ...(bias ? [bias] : [])].every(fitsBinding)) {
+    if (dims.length > 0) {
+      throw new RangeError(
+        `${label}: an operand is larger than one storage binding (${formatBytes(runtime().bindingLimit)}); only 2-D products ` +
+          '(after folding a shared weight\'s batch into M or K) are split. Use a smaller batch or a GPU with a larger limit.',
+      );
+    }
+    splitProduct(label, x, y, out, bias, [M, N, K], skinny);
+    return out;
+  }
   const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${skinny ? ':skinny' : ''}`;
   dispatch(matmulKernel(key), {
     buffers: bias ? [x.t.range, y.t.range, bias.range, out.range] : [x.t.range, y.t.range, out.range],
@@ -107,6 +123,87 @@ function product(
     label,
   });
   return out;
+}
+
+// ---- products larger than one binding ----
+
+/**
+ * Block sizes [mc, nc, kc] for a 2-D product whose operands do not all fit one binding. Each operand is a
+ * stored row-major matrix (C [M, N]; A [M, K], or [K, M] when transposed; B [K, N], or [N, K]) and a block
+ * of r of its rows and c of its columns spans (r - 1)·ld + c elements, which must fit a window. For each
+ * operand in turn, rows are cut first (the span is mostly rows·ld), then, for a single row still too long,
+ * columns. Cutting a dim only shrinks the other operands' spans, so one pass makes them all fit. Cut dims
+ * are then rounded down to whole workgroup tiles where they are large enough, so most workgroups are full.
+ */
+function productBlocks([M, N, K]: [number, number, number], transA: boolean, transB: boolean, tiles: MatmulTiles): [number, number, number] {
+  const L = windowElements();
+  const size = { M, N, K };
+  type Dim = keyof typeof size;
+  const operands: [rows: Dim, cols: Dim, ld: number][] = [['M', 'N', N], transA ? ['K', 'M', M] : ['M', 'K', K], transB ? ['N', 'K', K] : ['K', 'N', N]];
+  for (const [r, c, ld] of operands) {
+    if ((size[r] - 1) * ld + size[c] <= L) continue;
+    if (size[c] <= L) size[r] = Math.floor((L - size[c]) / ld) + 1;
+    else [size[r], size[c]] = [1, L];
+  }
+  const round = (n: number, whole: number, step: number): number => (n < whole && n >= step ? n - (n % step) : n);
+  return [round(size.M, M, tiles.WY * tiles.TM), round(size.N, N, tiles.WX * tiles.TN), round(size.K, K, tiles.BK)];
+}
+
+/**
+ * out [M, N] = op(x) · op(y) (+ bias) for 2-D operands of which some exceed one binding (GPT-2's LM head on
+ * its [V, C] embedding, the [B·T, V] logits and their gradients): one launch per block of [M, N, K], binding
+ * the windows of x, y, out and bias that the block touches (productBlocks). The blocks of one output block
+ * run along K in order, each after the first continuing the sums in `out` (the accumulate variant), and the
+ * bias is added by the last. Every output element is summed in the same order as in one launch: the result
+ * is the same bits.
+ */
+function splitProduct(label: string, x: Side, y: Side, out: Tensor, bias: Tensor | undefined, [M, N, K]: [number, number, number], skinny: boolean): void {
+  const tiles = skinny ? SKINNY_TILES : TILES;
+  const [mc, nc, kc] = productBlocks([M, N, K], x.trans, y.trans, tiles);
+  const [lda, ldb, ldc] = [x.trans ? M : K, y.trans ? K : N, N];
+  // Elements [start, start + count) of t; an empty operand (K = 0) is bound as it is and never read.
+  const win = (t: Tensor, start: number, count: number): Window => (t.size === 0 ? { range: t.range, base: 0 } : windowOf(t, start, count));
+  for (let m0 = 0; m0 < M; m0 += mc) {
+    const m = Math.min(mc, M - m0);
+    for (let n0 = 0; n0 < N; n0 += nc) {
+      const n = Math.min(nc, N - n0);
+      for (let k0 = 0; k0 === 0 || k0 < K; k0 += Math.max(kc, 1)) {
+        const k = Math.min(kc, K - k0);
+        const a = x.trans ? win(x.t, k0 * lda + m0, (k - 1) * lda + m) : win(x.t, m0 * lda + k0, (m - 1) * lda + k);
+        const b = y.trans ? win(y.t, n0 * ldb + k0, (n - 1) * ldb + k) : win(y.t, k0 * ldb + n0, (k - 1) * ldb + n);
+        const c = windowOf(out, m0 * ldc + n0, (m - 1) * ldc + n);
+        const last = k0 + kc >= K;
+        const bw = bias && last ? windowOf(bias, n0, n) : null;
+        const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bw ? '+bias' : ''}${skinny ? ':skinny' : ''}${k0 === 0 ? ':window' : ':window+acc'}`;
+        dispatch(matmulKernel(key), {
+          buffers: bw ? [a.range, b.range, bw.range, c.range] : [a.range, b.range, c.range],
+          params: {
+            M: m,
+            N: n,
+            K: k,
+            keptRank: 0,
+            sumRank: 0,
+            sumCount: 1,
+            lda,
+            ldb,
+            ldc,
+            offA: a.base,
+            offB: b.base,
+            offC: c.base,
+            offBias: bw?.base ?? 0,
+            keptShape: [],
+            keptA: [],
+            keptB: [],
+            sumShape: [],
+            sumA: [],
+            sumB: [],
+          },
+          grid: [...matmulGrid(m, n, tiles), 1],
+          label: `${label} block rows ${m0}..${m0 + m - 1} cols ${n0}..${n0 + n - 1} k ${k0}..${k0 + k - 1}`,
+        });
+      }
+    }
+  }
 }
 
 // ---- shapes ----

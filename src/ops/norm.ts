@@ -7,20 +7,23 @@ import {
   LAYERNORM_PARAM_TOTALS_WGSL,
   layerNormBackwardWGSL,
   layerNormForwardWGSL,
+  layerNormLayout,
 } from '../../kernels/layernorm.js';
-import { rowWorkgroupSize } from '../../kernels/rows.js';
 import { Kernel } from '../gpu/kernel.js';
 import { empty, numel, type Shape, type Tensor } from '../tensor.js';
 import { checkRank, dispatch, expectDtype, fmt, grid1d, kernelCache, sameShape } from './util.js';
 
 type Affine = `${'w' | '-'}${'b' | '-'}`;
+// Keyed by the affine flags and C (which fixes the workgroup size and the registers per invocation).
 const forwardKernel = kernelCache<`${Affine}:${number}`>('layernorm_forward', (key) => {
-  const [affine, wg] = key.split(':') as [Affine, string];
-  return layerNormForwardWGSL(Number(wg), affine[0] === 'w', affine[1] === 'b');
+  const [affine, C] = key.split(':') as [Affine, string];
+  const { wg, per } = layerNormLayout(Number(C));
+  return layerNormForwardWGSL(wg, per, affine[0] === 'w', affine[1] === 'b');
 });
 const backwardKernel = kernelCache<`${'w' | '-'}:${number}`>('layernorm_backward', (key) => {
-  const [w, wg] = key.split(':') as [string, string];
-  return layerNormBackwardWGSL(Number(wg), w === 'w');
+  const [w, C] = key.split(':') as [string, string];
+  const { wg, per } = layerNormLayout(Number(C));
+  return layerNormBackwardWGSL(wg, per, w === 'w');
 });
 const partialsKernel = new Kernel('layernorm_param_partials', LAYERNORM_PARAM_PARTIALS_WGSL);
 const totalsKernel = new Kernel('layernorm_param_totals', LAYERNORM_PARAM_TOTALS_WGSL);
@@ -46,8 +49,7 @@ const layerNormOp = defineOp<Tensor[], Options>({
     const y = empty(x.shape, 'f32', 'layer_norm');
     const mean = empty([N], 'f32', 'layer_norm_mean');
     const rstd = empty([N], 'f32', 'layer_norm_rstd');
-    const wg = rowWorkgroupSize(C);
-    dispatch(forwardKernel(`${hasWeight ? 'w' : '-'}${hasBias ? 'b' : '-'}:${wg}`), {
+    dispatch(forwardKernel(`${hasWeight ? 'w' : '-'}${hasBias ? 'b' : '-'}:${C}`), {
       buffers: [x.range, ...affine.map((t) => t.range), y.range, mean.range, rstd.range],
       params: { rows: N, C, eps },
       grid: grid1d(N, 1),
@@ -67,7 +69,7 @@ const layerNormOp = defineOp<Tensor[], Options>({
     let dx: Tensor | null = null;
     if (needsGrad[0]) {
       dx = empty(x.shape, 'f32', 'layer_norm_dx');
-      dispatch(backwardKernel(`${weight ? 'w' : '-'}:${rowWorkgroupSize(C)}`), {
+      dispatch(backwardKernel(`${weight ? 'w' : '-'}:${C}`), {
         buffers: [x.range, ...(weight ? [weight.range] : []), mean.range, rstd.range, g.range, dx.range],
         params: { rows: N, C },
         grid: grid1d(N, 1),

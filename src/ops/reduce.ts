@@ -6,10 +6,11 @@ import { Kernel } from '../gpu/kernel.js';
 import { runtime } from '../gpu/runtime.js';
 import { Tensor, empty, numel, type Shape } from '../tensor.js';
 import { expand, mul } from './elementwise.js';
+import { fitsBinding, rowChunks, windowElements, windowOf } from './bindings.js';
 import { dispatch, expectDtype, fmt, grid1d, kernelCache, normDim } from './util.js';
 
 const rowsKernel = kernelCache<ReduceOp>('reduce_rows', reduceRowsWGSL);
-const columnsKernel = kernelCache<ReduceOp>('reduce_columns', reduceColumnsWGSL);
+const columnsKernel = kernelCache<ReduceOp | `${ReduceOp}+acc`>('reduce_columns', (key) => reduceColumnsWGSL(key.slice(0, 3) as ReduceOp, key.endsWith('+acc')));
 const maxBackwardKernel = new Kernel('max_backward', MAX_BACKWARD_WGSL);
 
 /** Sorted, de-duplicated, non-negative axes; all axes when dim is undefined. */
@@ -19,7 +20,11 @@ function axesOf(op: string, dim: number | readonly number[] | undefined, rank: n
   return [...new Set(list.map((d) => normDim(op, d, rank)))].sort((a, b) => a - b);
 }
 
-/** Reduces one contiguous run of axes [from, to] of x (viewed as [outer, R, inner]). Returns the keepdim shape. */
+/**
+ * Reduces one contiguous run of axes [from, to] of x (viewed as [outer, R, inner]). Returns the keepdim shape.
+ * An x larger than one binding is reduced in pieces (columnBlocks; rows in blocks of whole rows), with the
+ * same order of operations per output, so the same bits.
+ */
 function reduceRun(op: ReduceOp, x: Tensor, from: number, to: number, scale: number): Tensor {
   const outer = numel(x.shape.slice(0, from));
   const R = numel(x.shape.slice(from, to + 1));
@@ -27,12 +32,51 @@ function reduceRun(op: ReduceOp, x: Tensor, from: number, to: number, scale: num
   const shape = x.shape.map((d, i) => (i >= from && i <= to ? 1 : d));
   const out = empty(shape, 'f32', op);
   const label = `${op} x${fmt(x)} dims ${from}..${to}`;
+  const whole = fitsBinding(x) && fitsBinding(out);
   if (inner === 1) {
-    dispatch(rowsKernel(op), { buffers: [x.range, out.range], params: { rows: outer, R, scale }, grid: grid1d(outer, 1), label });
+    for (const [r0, rows] of whole ? [[0, outer]] : rowChunks(label, outer, R)) {
+      const xw = windowOf(x, r0 * R, rows * R);
+      const ow = windowOf(out, r0, rows);
+      dispatch(rowsKernel(op), {
+        buffers: [xw.range, ow.range],
+        params: { rows, R, scale, xbase: xw.base, obase: ow.base },
+        grid: grid1d(rows, 1),
+        label: whole ? label : `${label} rows ${r0}..${r0 + rows - 1}`,
+      });
+    }
+  } else if (whole) {
+    dispatch(columnsKernel(op), { buffers: [x.range, out.range], params: { outer, R, inner, cols: inner, scale, xbase: 0, obase: 0 }, grid: grid1d(outer * inner), label });
   } else {
-    dispatch(columnsKernel(op), { buffers: [x.range, out.range], params: { outer, R, inner, scale }, grid: grid1d(outer * inner), label });
+    const [rc, jc] = columnBlocks(inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j0 = 0; j0 < inner; j0 += jc) {
+        const cols = Math.min(jc, inner - j0);
+        const ow = windowOf(out, o * inner + j0, cols);
+        for (let r0 = 0; r0 === 0 || r0 < R; r0 += rc) {
+          const rows = Math.min(rc, R - r0);
+          const xw = windowOf(x, (o * R + r0) * inner + j0, Math.max(rows - 1, 0) * inner + cols);
+          dispatch(columnsKernel(r0 === 0 ? op : `${op}+acc`), {
+            buffers: [xw.range, ow.range],
+            params: { outer: 1, R: rows, inner, cols, scale: r0 + rc >= R ? scale : 1, xbase: xw.base, obase: ow.base },
+            grid: grid1d(cols),
+            label: `${label} outer ${o} rows ${r0}..${r0 + rows - 1} cols ${j0}..${j0 + cols - 1}`,
+          });
+        }
+      }
+    }
   }
   return out;
+}
+
+/**
+ * Blocks [rows, cols] of one outer index's x [R, inner] whose windows fit one binding (a block of r rows
+ * and c columns spans (r - 1)·inner + c elements): all the columns of as many rows as fit, or, when one row
+ * is too long, a single row at a time in blocks of columns.
+ */
+function columnBlocks(inner: number): [number, number] {
+  const L = windowElements();
+  if (inner > L) return [1, L];
+  return [Math.max(1, Math.floor((L - inner) / inner) + 1), inner];
 }
 
 /** Reduces all `axes` (keepdim shape), one contiguous run of axes per kernel launch. */

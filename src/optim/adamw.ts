@@ -2,9 +2,9 @@
 
 import { ADAMW_WGSL } from '../../kernels/optim.js';
 import { Kernel } from '../gpu/kernel.js';
-import { runtime } from '../gpu/runtime.js';
+import { launchElementwise } from '../ops/elementwise.js';
 import { Tensor, zeros } from '../tensor.js';
-import { fmt, grid1d } from '../ops/util.js';
+import { fmt } from '../ops/util.js';
 
 const adamwKernel = new Kernel('adamw', ADAMW_WGSL);
 
@@ -68,12 +68,10 @@ export class AdamW {
       // Bias corrections in float64 on the CPU; only the final scalars go to the GPU.
       const bc1 = 1 - beta1 ** s.step;
       const bc2 = 1 - beta2 ** s.step;
-      runtime().dispatch(adamwKernel, {
-        buffers: [g.range, p.range, s.expAvg.range, s.expAvgSq.range],
-        params: { n: p.size, lr: this.lr, beta1, beta2, eps: this.eps, weight_decay: this.noDecay.has(p) ? 0 : this.weightDecay, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) },
-        grid: grid1d(p.size),
-        label: `adamw p${fmt(p)}`,
-      });
+      // Elementwise, so a parameter larger than one binding (GPT-2's embedding) is updated in flat chunks.
+      const weightDecay = this.noDecay.has(p) ? 0 : this.weightDecay;
+      const params = { lr: this.lr, beta1, beta2, eps: this.eps, weight_decay: weightDecay, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) };
+      launchElementwise(adamwKernel, [g, p, s.expAvg, s.expAvgSq], p.size, params, `adamw p${fmt(p)}`);
     }
   }
 

@@ -70,6 +70,43 @@ export function layerNorm(x: Float64Array, C: number, weight: Float64Array | nul
   return out;
 }
 
+/** d/dx, d/dweight, d/dbias of Σ dy·layer_norm(x) over rows of length C, in float64 (torch's formulas). */
+export function layerNormBackward(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  C: number,
+  eps: number,
+): { dx: Float64Array; dw: Float64Array; db: Float64Array } {
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(C);
+  const db = new Float64Array(C);
+  for (let base = 0; base < x.length; base += C) {
+    let mean = 0;
+    for (let c = 0; c < C; c++) mean += x[base + c]!;
+    mean /= C;
+    let variance = 0;
+    for (let c = 0; c < C; c++) variance += (x[base + c]! - mean) ** 2;
+    const rstd = 1 / Math.sqrt(variance / C + eps);
+    // g = dy·w; dx = rstd·(g - mean(g) - x̂·mean(g·x̂)).
+    let gMean = 0;
+    let gxMean = 0;
+    for (let c = 0; c < C; c++) {
+      const xh = (x[base + c]! - mean) * rstd;
+      const g = dy[base + c]! * w[c]!;
+      gMean += g / C;
+      gxMean += (g * xh) / C;
+      dw[c]! += dy[base + c]! * xh;
+      db[c]! += dy[base + c]!;
+    }
+    for (let c = 0; c < C; c++) {
+      const xh = (x[base + c]! - mean) * rstd;
+      dx[base + c] = rstd * (dy[base + c]! * w[c]! - gMean - xh * gxMean);
+    }
+  }
+  return { dx, dw, db };
+}
+
 /** kernels/dropout.ts's hash on the CPU: the 32 random bits that decide element i under `seed`. */
 export function dropoutBits(seed: number, i: number): number {
   return mix32(mix32(i) ^ seed);
