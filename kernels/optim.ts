@@ -4,7 +4,9 @@
 //   p <- p - lr*wd*p
 //   m <- m + (1-b1) (g - m)          v <- b2 v + (1-b2) g^2        (torch: exp_avg.lerp_(g, 1-b1))
 //   p <- p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps),   bc1 = 1 - b1^t, bc2 = 1 - b2^t
-// written exactly in torch's order of operations so f32 results track torch's.
+// written exactly in torch's order of operations so f32 results track torch's. As in torch, the scalars 1 - lr*wd,
+// 1 - b1 and 1 - b2 are formed in float64 on the CPU and rounded to f32 once (1 - f32(0.999) in f32 would be
+// 0.0010000467, 4.7e-5 off torch's 0.001).
 // Reference: test/reference/optim.ts (float64).
 
 import { rowCommonWGSL } from './rows.js';
@@ -12,7 +14,7 @@ import { rowCommonWGSL } from './rows.js';
 const WG = 256;
 
 export const ADAMW_WGSL = /* wgsl */ `
-struct Params { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, step_size: f32, bc2_sqrt: f32 }
+struct Params { n: u32, beta2: f32, one_minus_beta1: f32, one_minus_beta2: f32, eps: f32, decay: f32, step_size: f32, bc2_sqrt: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;      // [n]
 @group(0) @binding(2) var<storage, read_write> param: array<f32>; // [n]
@@ -24,9 +26,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = gid.y * (nwg.x * ${WG}u) + gid.x;
   if (i >= p.n) { return; }
   let g = grad[i];
-  let w = param[i] * (1.0 - p.lr * p.weight_decay);
-  let m = exp_avg[i] + (1.0 - p.beta1) * (g - exp_avg[i]);
-  let v = p.beta2 * exp_avg_sq[i] + (1.0 - p.beta2) * g * g;
+  let w = param[i] * p.decay;
+  let m = exp_avg[i] + p.one_minus_beta1 * (g - exp_avg[i]);
+  let v = p.beta2 * exp_avg_sq[i] + p.one_minus_beta2 * g * g;
   exp_avg[i] = m;
   exp_avg_sq[i] = v;
   param[i] = w - p.step_size * m / (sqrt(v) / p.bc2_sqrt + p.eps);

@@ -34,6 +34,24 @@ describe('AdamW', () => {
     for (const p of params) p.dispose();
   });
 
+  it('forms 1 - beta2 and 1 - lr·wd in float64 as torch does: the first moments are f32(f32(1 - b2)·g)·g bit for bit', async () => {
+    const g = Float32Array.from(rand(37, 41, -3, 3));
+    const p = w.tensor(new Float32Array(37).fill(0.5), [37], { requiresGrad: true });
+    p.grad = w.tensor(g, [37]);
+    const opt = new w.AdamW([p], { lr: 0.1, betas: [0.9, 0.999], weightDecay: 0.3 });
+    opt.step();
+    // torch: exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2), the scalar 0.001 from Python's float64. Computing
+    // 1 - f32(0.999) in f32 instead gives 0.0010000467 and v 4.7e-5 too large.
+    const c = Math.fround(1 - 0.999);
+    const v = await opt.state.get(p)!.expAvgSq.toArray();
+    expect(Array.from(v)).toEqual(Array.from(g, (x) => Math.fround(Math.fround(c * x) * x)));
+    const m = await opt.state.get(p)!.expAvg.toArray();
+    expect(Array.from(m)).toEqual(Array.from(g, (x) => Math.fround(Math.fround(1 - 0.9) * x)));
+    opt.dispose();
+    p.grad.dispose();
+    p.dispose();
+  });
+
   it('skips parameters without a gradient and rejects bad settings', async () => {
     const a = w.tensor([1, 2, 3], undefined, { requiresGrad: true });
     const opt = new w.AdamW([a], { lr: 0.1 });

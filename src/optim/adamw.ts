@@ -70,7 +70,15 @@ export class AdamW {
       const bc2 = 1 - beta2 ** s.step;
       // Elementwise, so a parameter larger than one binding (GPT-2's embedding) is updated in flat chunks.
       const weightDecay = this.noDecay.has(p) ? 0 : this.weightDecay;
-      const params = { lr: this.lr, beta1, beta2, eps: this.eps, weight_decay: weightDecay, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) };
+      const params = {
+        beta2,
+        one_minus_beta1: 1 - beta1,
+        one_minus_beta2: 1 - beta2,
+        eps: this.eps,
+        decay: 1 - this.lr * weightDecay,
+        step_size: this.lr / bc1,
+        bc2_sqrt: Math.sqrt(bc2),
+      };
       launchElementwise(adamwKernel, [g, p, s.expAvg, s.expAvgSq], p.size, params, `adamw p${fmt(p)}`);
     }
   }
