@@ -1,11 +1,6 @@
 // `npm run bench`: the adapter's roofs, every kernel family validated then timed against them, GPT-2 training steps, and the WebGPU peers side by side.
 //
-//   npm run bench [-- --quick] [-- --out FILE] [-- --only FAMILY,...] [-- --no-peers] [-- --gpt2-124m-batch B --gpt2-124m-seq T]
-//     --quick        sizes for a CPU adapter (lavapipe): finishes in a few minutes; the default sizes are for a GPU
-//     --out          where the JSON goes (default bench/out/bench.json)
-//     --only         a subset: roofs are always measured; families are matmul, attention, layernorm, softmax,
-//                    cross-entropy, adamw, sampling, xlnet, train
-//     --no-peers     skip tfjs-backend-webgpu and jax-js
+//   npm run bench [-- --quick] [-- --only matmul,train] [-- --no-peers] ...   (`npm run bench -- --help` lists the flags)
 //
 // Method (docs/performance.md): roofs first (a vec4 copy for GB/s, an FMA loop for GFLOP/s); every case is checked
 // against float64 on random non-zero inputs, into NaN-poisoned outputs, before it is timed; our kernels are timed with
@@ -13,7 +8,6 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { create, globals } from 'webgpu';
 import {
   formatBytes,
   gpt2StateDict,
@@ -26,6 +20,7 @@ import {
   toFloat32,
   type GPT2Config,
 } from '../src/index.js';
+import { parseArgs, type FlagSpec } from '../src/cli/args.js';
 import { race, timeGpu, type Racer } from './common.js';
 import {
   adamwCase,
@@ -43,38 +38,39 @@ import {
   type MatmulShape,
 } from './kernels.js';
 import { measureRoofs, type Roofs } from './roofs.js';
-import { PEERS, type Gpt2StepSpec, type Peer, type TrainStepContender } from './peers/index.js';
+import { PEERS, shareDawnWithPeers, type Gpt2StepSpec, type Peer, type TrainStepContender } from './peers/index.js';
 import { CHECKED_STEPS, oursGpt2TrainStep, validatePeerStep } from './peers/validate.js';
 
-// Dawn's classes become globals and navigator.gpu is the one Dawn instance before any peer loads: the peers and our
-// init() then take their devices from the same instance and adapter (and the instance stays referenced for the life
-// of the process; were it garbage-collected, Dawn would abort).
-Object.assign(globalThis, globals);
-Object.defineProperty(globalThis, 'navigator', {
-  value: { gpu: create(['enable-dawn-features=vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization']) },
-  configurable: true,
-  writable: true,
-});
+shareDawnWithPeers();
 
 // ---- options ----
 
-const argv = process.argv.slice(2);
-const has = (f: string): boolean => argv.includes(f);
-function value(f: string, fallback: string): string {
-  const i = argv.indexOf(f);
-  if (i < 0) return fallback;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`bench: ${f} needs a value`);
-  return v;
-}
-const KNOWN = ['--quick', '--no-peers', '--out', '--only', '--gpt2-124m-batch', '--gpt2-124m-seq'];
-for (const a of argv) if (a.startsWith('--') && !KNOWN.includes(a)) throw new Error(`bench: unknown option ${a} (known: ${KNOWN.join(' ')})`);
-const QUICK = has('--quick');
-const OUT = value('--out', 'bench/out/bench.json');
 const FAMILIES = ['matmul', 'attention', 'layernorm', 'softmax', 'cross-entropy', 'adamw', 'sampling', 'xlnet', 'train'];
-const ONLY = new Set(value('--only', FAMILIES.join(',')).split(','));
+const FLAGS: FlagSpec[] = [
+  { name: 'quick', type: 'bool', help: 'sizes for a CPU adapter (5–6 minutes on lavapipe, 2 cores); the default sizes are for a GPU' },
+  { name: 'out', type: 'string', default: 'bench/out/bench.json', help: 'where the JSON goes' },
+  { name: 'only', type: 'string', default: FAMILIES.join(','), help: `families to run (roofs always): ${FAMILIES.join(', ')}` },
+  { name: 'no-peers', type: 'bool', help: 'skip tfjs-backend-webgpu and jax-js' },
+  { name: 'gpt2-124m-batch', type: 'int', default: 4, help: 'batch of the GPT-2 124M step (not with --quick)' },
+  { name: 'gpt2-124m-seq', type: 'int', default: 1024, help: 'sequence length of the GPT-2 124M step (not with --quick)' },
+];
+const argv = process.argv.slice(2);
+let parsed: ReturnType<typeof parseArgs>;
+try {
+  parsed = parseArgs('bench', argv, FLAGS);
+} catch (e) {
+  console.error(`bench: ${(e as Error).message}`);
+  process.exit(2);
+}
+if (parsed.help) {
+  console.log(`npm run bench -- [options]\n${FLAGS.map((f) => `  --${f.name}${f.type === 'bool' ? '' : ` <${f.type}>`}: ${f.help}`).join('\n')}`);
+  process.exit(0);
+}
+const QUICK = parsed.flags.quick === true;
+const OUT = String(parsed.flags.out);
+const ONLY = new Set(String(parsed.flags.only).split(','));
 for (const f of ONLY) if (!FAMILIES.includes(f)) throw new Error(`bench: unknown family ${f} (known: ${FAMILIES.join(', ')})`);
-const WITH_PEERS = !has('--no-peers');
+const WITH_PEERS = parsed.flags['no-peers'] !== true;
 /** GPU milliseconds each timed measurement aims to fill. */
 const BUDGET_MS = QUICK ? 150 : 300;
 
@@ -384,8 +380,8 @@ if (ONLY.has('train')) {
     ['GPT-2 tiny (2 layers, 128 wide, vocab 13317)', { n_layer: 2, n_embd: 128, n_head: 4, n_positions: 64, vocab_size: 13317 }, 8, 64],
   ];
   if (!QUICK) {
-    const B = Number(value('--gpt2-124m-batch', '4'));
-    const T = Number(value('--gpt2-124m-seq', '1024'));
+    const B = Number(parsed.flags['gpt2-124m-batch']);
+    const T = Number(parsed.flags['gpt2-124m-seq']);
     configs.push(['GPT-2 124M (12 layers, 768 wide, vocab 50257)', { n_layer: 12, n_embd: 768, n_head: 12, n_positions: Math.max(T, 1024), vocab_size: 50257 }, B, T]);
   }
   console.log('\nGPT-2 training step (forward, backward, Adam; same weights and tokens everywhere; × = how many times faster ours is)');

@@ -1,19 +1,15 @@
 // Benchmark plumbing shared by bench/*.ts: seeded non-zero data, float64 checks with stated tolerances, GPU-timestamp and wall-clock timing.
 
 import { full, runtime, sync, type Tensor } from '../src/index.js';
+import { mulberry32 } from '../test/reference/random.js';
 
-/** Uniform in ±[0.25, 1)·scale: random and never zero (a zero input would hide a wrong index). mulberry32 underneath. */
+/** Uniform in ±[0.25, 1)·scale: random and never zero (a zero input would hide a wrong index). */
 export function randomNonZero(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-    out[i] = scale * Math.sign(u || 1) * (0.25 + 0.75 * Math.abs(u));
-  }
-  return out;
+  const next = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => {
+    const u = next() * 2 - 1;
+    return scale * Math.sign(u || 1) * (0.25 + 0.75 * Math.abs(u));
+  });
 }
 
 /** A seeded stream of integers in [0, n). */

@@ -113,6 +113,43 @@ export function matmulCase(s: MatmulShape, seed: number): KernelCase {
   };
 }
 
+/**
+ * A differentiable op under test, with its inputs that need gradients and the upstream gradient dout:
+ *   output()     the forward without autograd, written into a NaN-poisoned buffer, read back;
+ *   gradients()  forward, then backward of Σ out·dout, the inputs' gradients read back (in `inputs` order) and freed;
+ *   run          what a timed run records: the forward alone, or forward + backward.
+ */
+function differentiable(fwd: () => Tensor, outShape: number[], dout: Tensor, inputs: Tensor[], backward: boolean, what: string) {
+  const step = (): void => {
+    const o = fwd();
+    o.backward(dout);
+    o.dispose();
+  };
+  return {
+    async output(): Promise<Float32Array> {
+      const id = poisonNextOutput(outShape);
+      const o = noGrad(fwd);
+      expectPoisoned(o, id, what);
+      const got = await read(o);
+      o.dispose();
+      return got;
+    },
+    async gradients(): Promise<Float32Array[]> {
+      step();
+      const grads: Float32Array[] = [];
+      for (const t of inputs) grads.push(await read(t.grad!));
+      zeroGrad(inputs);
+      return grads;
+    },
+    run: backward
+      ? () => {
+          step();
+          zeroGrad(inputs);
+        }
+      : () => noGrad(fwd).dispose(),
+  };
+}
+
 // ---- causal attention (GPT-2) ----
 
 /** The float64 reference on one (b, h) slice: [T, HS] and [S, HS] rows of head `bh`. */
@@ -142,7 +179,7 @@ export function attentionCase(B: number, NH: number, T: number, S: number, HS: n
   const oneHead = { B: 1, NH: 1, T, S, HS };
   const checkHeads = [0, B * NH - 1];
   const name = T === 1 ? `decode B ${B} NH ${NH} HS ${HS}, KV cache ${S}` : `${backward ? 'backward' : 'forward'} B ${B} NH ${NH} T ${T} HS ${HS}`;
-  const fwd = (): Tensor => causalAttention(tq, tk, tv);
+  const op = differentiable(() => causalAttention(tq, tk, tv), [B, NH, T, HS], tdo, [tq, tk, tv], backward, 'attention output');
   return {
     family: T === 1 ? 'attention decode' : backward ? 'attention backward' : 'attention forward',
     name,
@@ -152,11 +189,7 @@ export function attentionCase(B: number, NH: number, T: number, S: number, HS: n
     bytes: 4 * (backward ? 3 * B * NH * T * HS + 4 * B * NH * S * HS : 2 * B * NH * T * HS + 2 * B * NH * S * HS),
     async validate() {
       if (!backward) {
-        const id = poisonNextOutput([B, NH, T, HS]);
-        const o = noGrad(fwd);
-        expectPoisoned(o, id, 'attention output');
-        const got = await read(o);
-        o.dispose();
+        const got = await op.output();
         for (const bh of checkHeads) {
           const want = attentionRef.causalAttention(headSlice(q, bh, T, HS), headSlice(k, bh, S, HS), headSlice(v, bh, S, HS), oneHead);
           const err = compare(headSlice(got, bh, T, HS), want, ATTN_TOL.atol, ATTN_TOL.rtol, `attention o, head ${bh}`);
@@ -164,11 +197,8 @@ export function attentionCase(B: number, NH: number, T: number, S: number, HS: n
         }
         return null;
       }
-      const o = fwd();
-      o.backward(tdo);
-      o.dispose();
-      const got = { dq: await read(tq.grad!), dk: await read(tk.grad!), dv: await read(tv.grad!) };
-      zeroGrad([tq, tk, tv]);
+      const [dq, dk, dv] = await op.gradients();
+      const got = { dq: dq!, dk: dk!, dv: dv! };
       for (const bh of checkHeads) {
         const want = attentionRef.causalAttentionBackward(
           headSlice(q, bh, T, HS), headSlice(k, bh, S, HS), headSlice(v, bh, S, HS), headSlice(dout, bh, T, HS), oneHead,
@@ -180,16 +210,7 @@ export function attentionCase(B: number, NH: number, T: number, S: number, HS: n
       }
       return null;
     },
-    run() {
-      if (!backward) {
-        noGrad(fwd).dispose();
-        return;
-      }
-      const o = fwd();
-      o.backward(tdo);
-      o.dispose();
-      zeroGrad([tq, tk, tv]);
-    },
+    run: op.run,
     keep: backward ? (n) => n.startsWith('attention_backward') : (n) => n.startsWith('attention_forward'),
     dispose: () => disposeAll(tq, tk, tv, tdo),
   };
@@ -207,7 +228,7 @@ export function layerNormCase(N: number, C: number, backward: boolean): KernelCa
   const tw = tensor(w, [C], { requiresGrad: backward });
   const tb = tensor(b, [C], { requiresGrad: backward });
   const tdy = tensor(dy, [N, C]);
-  const fwd = (): Tensor => layerNorm(tx, C, tw, tb, eps);
+  const op = differentiable(() => layerNorm(tx, C, tw, tb, eps), [N, C], tdy, [tx, tw, tb], backward, 'layernorm output');
   return {
     family: backward ? 'layernorm backward' : 'layernorm forward',
     name: `[${N}, ${C}]`,
@@ -216,20 +237,13 @@ export function layerNormCase(N: number, C: number, backward: boolean): KernelCa
     bytes: 4 * (backward ? 3 : 2) * N * C,
     async validate() {
       if (!backward) {
-        const id = poisonNextOutput([N, C]);
-        const y = noGrad(fwd);
-        expectPoisoned(y, id, 'layernorm output');
-        const got = await read(y);
-        y.dispose();
+        const got = await op.output();
         // |y| = |x̂·w + b| < ~5 here; f32 statistics over C = 768 values round at ~1e-6 of that.
         return compare(got, rows.layerNorm(f64(x), C, f64(w), f64(b), eps), 1e-5, 1e-5, 'layernorm y');
       }
-      const y = fwd();
-      y.backward(tdy);
-      y.dispose();
       const want = rows.layerNormBackward(x, w, dy, C, eps);
-      const got = { dx: await read(tx.grad!), dw: await read(tw.grad!), db: await read(tb.grad!) };
-      zeroGrad([tx, tw, tb]);
+      const [dx, dw, db] = await op.gradients();
+      const got = { dx: dx!, dw: dw!, db: db! };
       // dw and db sum N terms of size ~1: f32 rounding of order sqrt(N)·2^-24·N.
       return (
         compare(got.dx, want.dx, 1e-5, 1e-4, 'layernorm dx') ??
@@ -237,16 +251,7 @@ export function layerNormCase(N: number, C: number, backward: boolean): KernelCa
         compare(got.db, want.db, 1e-7 * N, 1e-4, 'layernorm dbias')
       );
     },
-    run() {
-      if (!backward) {
-        noGrad(fwd).dispose();
-        return;
-      }
-      const y = fwd();
-      y.backward(tdy);
-      y.dispose();
-      zeroGrad([tx, tw, tb]);
-    },
+    run: op.run,
     keep: (n) => n.startsWith(backward ? 'layernorm_backward' : 'layernorm_forward') || (backward && n.startsWith('layernorm_param')),
     dispose: () => disposeAll(tx, tw, tb, tdy),
   };
@@ -401,11 +406,10 @@ export function relAttentionCase(B: number, NH: number, T: number, M: number, HS
     dout: tensor(dout, [B, NH, Q, HS]),
   };
   const plan = relAttentionPlan(B, Q, masks);
-  const fwd = (): Tensor => relativeAttention(t.qq, t.k, t.v, t.kr, null, plan, { scale });
+  const op = differentiable(() => relativeAttention(t.qq, t.k, t.v, t.kr, null, plan, { scale }), [B, NH, Q, HS], t.dout, [t.qq, t.k, t.v, t.kr], backward, 'relative attention output');
   const dims: RelDims = { B, NH, Q, T, M, HS, R };
   const ref: RelOptions = { qpos, selfVisible: true, scale };
   const x = { qu: qq.subarray(0, B * NH * Q * HS), qv: qq.subarray(B * NH * Q * HS), k, v, kr };
-  const grads = [t.qq, t.k, t.v, t.kr];
   return {
     family: backward ? 'xlnet rel-attention backward' : 'xlnet rel-attention forward',
     name: `content stream B ${B} NH ${NH} T ${T} mem ${M} HS ${HS}`,
@@ -415,19 +419,11 @@ export function relAttentionCase(B: number, NH: number, T: number, M: number, HS
     bytes: 4 * (backward ? 2 * (2 * B * NH * Q * HS + 2 * B * NH * K * HS + NH * R * HS) + 2 * B * NH * Q * HS : 2 * B * NH * Q * HS + 2 * B * NH * K * HS + NH * R * HS + B * NH * Q * HS),
     async validate() {
       if (!backward) {
-        const id = poisonNextOutput([B, NH, Q, HS]);
-        const o = noGrad(fwd);
-        expectPoisoned(o, id, 'relative attention output');
-        const got = await read(o);
-        o.dispose();
+        const got = await op.output();
         return compare(got, relAttention(x, dims, ref), ATTN_TOL.atol, ATTN_TOL.rtol, 'relative attention o');
       }
-      const o = fwd();
-      o.backward(t.dout);
-      o.dispose();
-      const dqq = await read(t.qq.grad!);
-      const got = { qu: dqq.subarray(0, B * NH * Q * HS), qv: dqq.subarray(B * NH * Q * HS), k: await read(t.k.grad!), v: await read(t.v.grad!), kr: await read(t.kr.grad!) };
-      zeroGrad(grads);
+      const [dqq, dk, dv, dkr] = await op.gradients();
+      const got = { qu: dqq!.subarray(0, B * NH * Q * HS), qv: dqq!.subarray(B * NH * Q * HS), k: dk!, v: dv!, kr: dkr! };
       const want = relAttentionBackward(x, dout, dims, ref);
       for (const n of ['qu', 'qv', 'k', 'v'] as const) {
         const err = compare(got[n], want[n], ATTN_TOL.atol, ATTN_TOL.rtol, `relative attention d${n}`);
@@ -436,16 +432,7 @@ export function relAttentionCase(B: number, NH: number, T: number, M: number, HS
       // dkr sums over B·Q rows per table entry: allow sqrt(B·Q) more rounding than one row's sum.
       return compare(got.kr, want.kr, ATTN_TOL.atol * Math.sqrt(B * Q), ATTN_TOL.rtol, 'relative attention dkr');
     },
-    run() {
-      if (!backward) {
-        noGrad(fwd).dispose();
-        return;
-      }
-      const o = fwd();
-      o.backward(t.dout);
-      o.dispose();
-      zeroGrad(grads);
-    },
+    run: op.run,
     keep: (n) => n.startsWith(backward ? 'rel_attention_backward' : 'rel_attention_forward'),
     dispose() {
       disposeAll(...Object.values(t), plan.meta);

@@ -108,6 +108,10 @@ const BS4 = ${BN / 4 + 1}u;
 var<workgroup> As: array<vec4<f32>, ${BK * (BM / 4 + 1)}>;
 var<workgroup> Bs: array<vec4<f32>, ${BK * (BN / 4 + 1)}>;
 
+// The row and column of C that acc holds at register (i, j) of invocation (lx, ly): see acc below.
+fn c_row(m0: u32, ly: u32, i: u32) -> u32 { return m0 + (ly + (i / 4u) * WY) * 4u + i % 4u; }
+fn c_col(n0: u32, lx: u32, j: u32) -> u32 { return n0 + (lx + (j / 4u) * WX) * 4u + j % 4u; }
+
 @compute @workgroup_size(${WX}, ${WY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
@@ -145,10 +149,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var acc: array<vec4<f32>, ${(TM * TN) / 4}>;
 #if ${accumulate}
   for (var i = 0u; i < ${TM}u; i++) {
-    let gm = m0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;
+    let gm = c_row(m0, lid.y, i);
     if (gm >= p.M) { continue; }
     for (var j = 0u; j < ${TN}u; j++) {
-      let gn = n0 + (lid.x + (j / 4u) * WX) * 4u + j % 4u;
+      let gn = c_col(n0, lid.x, j);
       if (gn >= p.N) { continue; }
       acc[i * TN4 + j / 4u][j % 4u] = c[baseC + gm * ldc + gn];
     }
@@ -233,10 +237,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
 
   for (var i = 0u; i < ${TM}u; i++) {
-    let gm = m0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;
+    let gm = c_row(m0, lid.y, i);
     if (gm >= p.M) { continue; }
     for (var j = 0u; j < ${TN}u; j++) {
-      let gn = n0 + (lid.x + (j / 4u) * WX) * 4u + j % 4u;
+      let gn = c_col(n0, lid.x, j);
       if (gn >= p.N) { continue; }
 #if ${bias}
       c[baseC + gm * ldc + gn] = acc[i * TN4 + j / 4u][j % 4u] + bias[baseBias + gn];

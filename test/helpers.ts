@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, expect } from 'vitest';
 import { init, parseSafetensors, tensor, toFloat32, type Tensor } from '../src/index.js';
+import { mulberry32 } from './reference/random.js';
 
 /** A case folder of ../shared/fixtures/hf (Hugging Face reference outputs). */
 export const hfFixture = (name: string): string => path.join(fileURLToPath(new URL('../../shared/fixtures/hf', import.meta.url)), name);
@@ -42,16 +43,7 @@ export function useGpu(): void {
   });
 }
 
-/** mulberry32: a seeded stream of uniform numbers in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Deterministic uniform numbers in [lo, hi) (mulberry32). */
 export function rand(n: number, seed: number, lo = -1, hi = 1): Float64Array {

@@ -8,18 +8,15 @@
 // updates within 1e-3) and, here, a stricter one on the first loss: within STRICT_FIRST_RTOL.
 // Exits 1 if a loaded peer fails a check.
 
-import { create, globals } from 'webgpu';
 import { init, runtime } from '../../src/index.js';
 import { randomGpt2Spec } from './gpt2_spec.js';
+import { shareDawnWithPeers } from './index.js';
 import { jaxjsPeer } from './jaxjs.js';
 import { tfjsPeer } from './tfjs.js';
 import type { Peer, TrainStepContender } from './types.js';
 import { LOSS_RTOL, oursGpt2TrainStep, referenceLosses, relErr, stepLosses, validatePeerMatmul, validatePeerStep } from './validate.js';
 
-// Dawn's classes become globals and navigator.gpu the one Dawn instance before any peer loads, so every library takes
-// its device from the same adapter.
-Object.assign(globalThis, globals);
-Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true, writable: true });
+shareDawnWithPeers();
 
 const TIME = process.argv.includes('--time');
 /**

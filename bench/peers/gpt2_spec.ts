@@ -1,6 +1,7 @@
 // The GPT-2 training step shared by the peers: parameter names and shapes, spec checks, constants, and a seeded random spec.
 
 import type { Gpt2StepSpec } from './types.js';
+import { mulberry32 } from '../../test/reference/random.js';
 
 /** GPT-2's layer_norm_epsilon. */
 export const LAYER_NORM_EPS = 1e-5;
@@ -50,17 +51,6 @@ export function checkGpt2Spec(spec: Gpt2StepSpec): void {
   }
 }
 
-/** mulberry32: a seeded stream of uniforms in [0, 1). */
-function uniforms(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A random GPT-2 step from a seed: every weight normal with standard deviation `std` (layer-norm weights 1 + that, so
  * the blocks are not scaled towards zero), ids uniform in [0, vocab_size), Adam betas (0.9, 0.999), eps 1e-8, no decay.
@@ -69,7 +59,7 @@ export function randomGpt2Spec(
   sizes: Omit<Gpt2StepSpec, 'weights' | 'ids' | 'lr' | 'betas' | 'eps' | 'weightDecay'>,
   { seed, std = 0.02, lr = 1e-3 }: { seed: number; std?: number; lr?: number },
 ): Gpt2StepSpec {
-  const u = uniforms(seed);
+  const u = mulberry32(seed);
   // Box–Muller; 1 - u() is in (0, 1], so the log is finite.
   const normal = (): number => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
   const weights = new Map<string, Float32Array>();

@@ -100,6 +100,25 @@ function env(name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
+/**
+ * The flags for Dawn's `create()` (Node) from the options and their env vars: backend, adapter, power preference, and
+ * the toggles. f16 on NVIDIA is hidden behind a toggle; exact timestamps need quantization off (docs/performance.md).
+ * Exported so a program that makes the Dawn instance itself (the bench, to share it with other libraries) gets ours.
+ */
+export function dawnFlags(options: DeviceOptions = {}): string[] {
+  const backend = options.backend ?? env('WEBGPU_LM_BACKEND');
+  const adapterName = options.adapter ?? env('WEBGPU_LM_ADAPTER');
+  const powerPreference = options.powerPreference ?? env('WEBGPU_LM_POWER');
+  const flags: string[] = [];
+  if (backend) flags.push(`backend=${backend}`);
+  if (adapterName) flags.push(`adapter=${adapterName}`);
+  if (powerPreference) flags.push(`power-preference=${powerPreference}`);
+  const enable = ['vulkan_enable_f16_on_nvidia', ...(options.dawnToggles?.enable ?? [])];
+  const disable = ['timestamp_quantization', ...(options.dawnToggles?.disable ?? [])];
+  flags.push(`enable-dawn-features=${enable.join(',')}`, `disable-dawn-features=${disable.join(',')}`);
+  return flags;
+}
+
 async function requestAdapter(options: DeviceOptions): Promise<{ instance: GPU; adapter: GPUAdapter }> {
   const backend = options.backend ?? env('WEBGPU_LM_BACKEND');
   const adapterName = options.adapter ?? env('WEBGPU_LM_ADAPTER');
@@ -119,14 +138,7 @@ async function requestAdapter(options: DeviceOptions): Promise<{ instance: GPU; 
     }
     // Dawn's classes (GPUBufferUsage, ...) become globals as in a browser.
     for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-    const flags: string[] = [];
-    if (backend) flags.push(`backend=${backend}`);
-    if (adapterName) flags.push(`adapter=${adapterName}`);
-    if (powerPreference) flags.push(`power-preference=${powerPreference}`);
-    // f16 on NVIDIA is hidden behind a toggle; exact timestamps need quantization off (see docs/performance.md).
-    const enable = ['vulkan_enable_f16_on_nvidia', ...(options.dawnToggles?.enable ?? [])];
-    const disable = ['timestamp_quantization', ...(options.dawnToggles?.disable ?? [])];
-    flags.push(`enable-dawn-features=${enable.join(',')}`, `disable-dawn-features=${disable.join(',')}`);
+    const flags = dawnFlags(options);
     try {
       gpu = dawn.create(flags);
     } catch (e) {

@@ -54,17 +54,21 @@ export function crossEntropy(
   return Float64Array.of(reduction === 'sum' ? sum : sum / count);
 }
 
+/** Mean and 1 / sqrt(biased variance + eps) of the row x[base .. base + C). */
+function rowStats(x: ArrayLike<number>, base: number, C: number, eps: number): { mean: number; rstd: number } {
+  let mean = 0;
+  for (let c = 0; c < C; c++) mean += x[base + c]!;
+  mean /= C;
+  let variance = 0;
+  for (let c = 0; c < C; c++) variance += (x[base + c]! - mean) ** 2;
+  return { mean, rstd: 1 / Math.sqrt(variance / C + eps) };
+}
+
 /** torch.nn.functional.layer_norm over rows of length C (biased variance); weight/bias [C] optional. */
 export function layerNorm(x: Float64Array, C: number, weight: Float64Array | null, bias: Float64Array | null, eps: number): Float64Array {
   const out = new Float64Array(x.length);
   for (let base = 0; base < x.length; base += C) {
-    let mean = 0;
-    for (let c = 0; c < C; c++) mean += x[base + c]!;
-    mean /= C;
-    let variance = 0;
-    for (let c = 0; c < C; c++) variance += (x[base + c]! - mean) ** 2;
-    variance /= C;
-    const rstd = 1 / Math.sqrt(variance + eps);
+    const { mean, rstd } = rowStats(x, base, C, eps);
     for (let c = 0; c < C; c++) out[base + c] = (x[base + c]! - mean) * rstd * (weight ? weight[c]! : 1) + (bias ? bias[c]! : 0);
   }
   return out;
@@ -82,12 +86,7 @@ export function layerNormBackward(
   const dw = new Float64Array(C);
   const db = new Float64Array(C);
   for (let base = 0; base < x.length; base += C) {
-    let mean = 0;
-    for (let c = 0; c < C; c++) mean += x[base + c]!;
-    mean /= C;
-    let variance = 0;
-    for (let c = 0; c < C; c++) variance += (x[base + c]! - mean) ** 2;
-    const rstd = 1 / Math.sqrt(variance / C + eps);
+    const { mean, rstd } = rowStats(x, base, C, eps);
     // g = dy·w; dx = rstd·(g - mean(g) - x̂·mean(g·x̂)).
     let gMean = 0;
     let gxMean = 0;
