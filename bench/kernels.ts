@@ -6,6 +6,8 @@
 
 import {
   AdamW,
+  cast,
+  clipGradNorm,
   causalAttention,
   crossEntropy,
   layerNorm,
@@ -19,7 +21,7 @@ import {
 } from '../src/index.js';
 import { relAttentionPlan, relativeAttention } from '../src/ops/rel_attention.js';
 import * as attentionRef from '../test/reference/attention.js';
-import { adamwStep } from '../test/reference/optim.js';
+import { adamwStep, clipGradNorm as clipRef } from '../test/reference/optim.js';
 import { relAttention, relAttentionBackward, type RelDims, type RelOptions } from '../test/reference/rel_attention.js';
 import * as rows from '../test/reference/rows.js';
 import { sampleRow } from '../test/reference/sampling.js';
@@ -90,17 +92,27 @@ export function checkProduct(got: Float32Array, a: Float32Array, b: Float32Array
   return compare(picked, want, dotTolerance(K), 1e-5, 'matmul');
 }
 
-export function matmulCase(s: MatmulShape, seed: number): KernelCase {
-  const { a, b } = matmulOperands(s, seed);
-  const ta = tensor(a, s.transA ? [s.K, s.M] : [s.M, s.K]);
-  const tb = tensor(b, s.transB ? [s.N, s.K] : [s.K, s.N]);
+/** One product; with `dtype` f16 both operands are f16 (the float64 reference multiplies the halves they hold). */
+export function matmulCase(s: MatmulShape, seed: number, dtype: 'f32' | 'f16' = 'f32'): KernelCase {
+  const operands = matmulOperands(s, seed);
+  const stored = (x: Float32Array, shape: number[]): Tensor => {
+    const t = tensor(x, shape);
+    if (dtype === 'f32') return t;
+    const h = cast(t, 'f16');
+    t.dispose();
+    return h;
+  };
+  const ta = stored(operands.a, s.transA ? [s.K, s.M] : [s.M, s.K]);
+  const tb = stored(operands.b, s.transB ? [s.N, s.K] : [s.K, s.N]);
   const options = { transA: !!s.transA, transB: !!s.transB };
+  const size = dtype === 'f16' ? 2 : 4;
   return {
-    family: 'matmul',
+    family: dtype === 'f16' ? 'matmul f16' : 'matmul',
     name: s.name,
     flops: 2 * s.M * s.N * s.K,
-    bytes: 4 * (s.M * s.K + s.K * s.N + s.M * s.N),
+    bytes: size * (s.M * s.K + s.K * s.N) + 4 * s.M * s.N,
     async validate() {
+      const [a, b] = dtype === 'f16' ? [await read(ta), await read(tb)] : [operands.a, operands.b];
       const id = poisonNextOutput([s.M, s.N]);
       const c = matmul(ta, tb, options);
       expectPoisoned(c, id, 'matmul');
@@ -353,6 +365,34 @@ export function adamwCase(N: number): KernelCase {
       opt.dispose();
       disposeAll(p.grad, p);
     },
+  };
+}
+
+// ---- gradient-norm clipping ----
+
+export function clipCase(N: number): KernelCase {
+  const g0 = randomNonZero(N, 53, 1e-2);
+  const p = tensor(new Float32Array(N), [N], { requiresGrad: true });
+  p.grad = tensor(g0, [N]);
+  return {
+    family: 'clip',
+    name: `clip_grad_norm, ${N.toLocaleString('en')} gradients`,
+    flops: 0,
+    // Reads g for the norm, then reads and writes it to scale it.
+    bytes: 4 * 3 * N,
+    async validate() {
+      const norm = clipGradNorm([p], 1);
+      const [gotNorm, got] = [await norm.item(), await read(p.grad!)];
+      norm.dispose();
+      const want = [f64(g0)];
+      const wantNorm = clipRef(want, 1);
+      p.grad!.upload(g0);
+      // The norm sums N squares in f32 (fixed blocks, then one pass over the blocks): relative error ~1e-6.
+      return compare([gotNorm], [wantNorm], 0, 1e-5, 'grad norm') ?? compare(got, want[0]!, 1e-9, 1e-5, 'clipped gradients');
+    },
+    // A max norm above the norm leaves the gradients as they are, so every timed run sees the same data.
+    run: () => clipGradNorm([p], 1e30).dispose(),
+    dispose: () => disposeAll(p.grad, p),
   };
 }
 

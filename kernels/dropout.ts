@@ -2,6 +2,8 @@
 //
 // Nothing is stored between forward and backward: backward runs this same kernel on g with the same seed,
 // which regenerates the same mask. Grid: n invocations, 256 per workgroup, 2-D (i = gid.y * nwg.x * 256 + gid.x).
+// A tensor larger than one binding runs in flat chunks (ops/bindings.ts): element i of a chunk is element
+// start + i of the tensor, and that is the index hashed.
 // Reference: test/reference/rows.ts (dropoutBits, the same hash on the CPU).
 
 import { MIX32_WGSL } from './hash.js';
@@ -16,7 +18,7 @@ import { MIX32_WGSL } from './hash.js';
  */
 
 export const DROPOUT_WGSL = /* wgsl */ `
-struct Params { n: u32, seed: u32, threshold: u32, scale: f32 }
+struct Params { n: u32, start: u32, seed: u32, threshold: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;            // [n]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;      // [n]
@@ -27,6 +29,6 @@ ${MIX32_WGSL}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.y * (nwg.x * 256u) + gid.x;
   if (i >= p.n) { return; }
-  let keep = mix32(mix32(i) ^ p.seed) >= p.threshold;
+  let keep = mix32(mix32(p.start + i) ^ p.seed) >= p.threshold;
   y[i] = select(0.0, x[i] * p.scale, keep);
 }`;

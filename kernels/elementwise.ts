@@ -14,8 +14,11 @@ export type UnaryOp =
 
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 
-/** Shared math: tanh that cannot overflow, erf (Numerical Recipes erfc, |rel err| < 1.2e-7). */
-const MATH = /* wgsl */ `
+/**
+ * Shared math: tanh that cannot overflow, erf (Numerical Recipes erfc, |rel err| < 1.2e-7), and both GELUs. The
+ * matmul epilogue (kernels/matmul.ts) includes this same text, so a fused GELU gives the bits of the unfused one.
+ */
+export const MATH_WGSL = /* wgsl */ `
 fn tanh_safe(x: f32) -> f32 {
   // tanh saturates to +-1 in f32 beyond |x| = 9; some drivers return NaN for large |x|.
   return select(tanh(x), sign(x), abs(x) > 9.0);
@@ -31,6 +34,10 @@ fn erf_f32(x: f32) -> f32 {
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 const INV_SQRT_2: f32 = 0.7071067811865476;
 const INV_SQRT_2PI: f32 = 0.3989422804014327;
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (GPT-2's gelu_new)
+fn gelu_tanh(x: f32) -> f32 { return 0.5 * x * (1.0 + tanh_safe(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))); }
+// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+fn gelu_erf(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f32(x * INV_SQRT_2)); }
 `;
 
 const INDEX = /* wgsl */ `
@@ -44,7 +51,7 @@ struct Params { n: u32, s: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${MATH}
+${MATH_WGSL}
 ${INDEX}
 fn f(v: f32) -> f32 {
 #if ${op === 'neg'}
@@ -60,11 +67,9 @@ fn f(v: f32) -> f32 {
 #elif ${op === 'relu'}
   return max(v, 0.0);
 #elif ${op === 'gelu_tanh'}
-  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (GPT-2's gelu_new)
-  return 0.5 * v * (1.0 + tanh_safe(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
+  return gelu_tanh(v);
 #elif ${op === 'gelu_erf'}
-  // x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
-  return 0.5 * v * (1.0 + erf_f32(v * INV_SQRT_2));
+  return gelu_erf(v);
 #elif ${op === 'add_s'}
   return v + p.s;
 #elif ${op === 'mul_s'}
@@ -101,7 +106,7 @@ struct Params { n: u32, s: f32 }
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-${MATH}
+${MATH_WGSL}
 ${INDEX}
 fn df(v: f32, out: f32) -> f32 {
 #if ${op === 'exp'}
@@ -201,4 +206,65 @@ ${INDEX}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg);
   if (i < p.n) { dst[i] = dst[i] + src[i]; }
+}`;
+
+/**
+ * IEEE half precision in 32-bit words, with no `shader-f16` needed: an f16 tensor's elements 2i and 2i + 1 are the
+ * low and high halves of word i (little-endian, as a Uint16Array sees them). f16 -> f32 is exact (unpack2x16float);
+ * f32 -> f16 rounds to nearest, ties to even, in integer arithmetic so every adapter gives the same bits (a WGSL
+ * f16() conversion may round either way): |x| >= 65520 becomes inf, below 2^-14 the result is subnormal (steps of
+ * 2^-24), NaN stays a (quiet) NaN.
+ */
+const HALF_WGSL = /* wgsl */ `
+fn half_bits(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  let sign = (b >> 16u) & 0x8000u;
+  let a = b & 0x7fffffffu;
+  if (a > 0x7f800000u) { return sign | 0x7e00u; }
+  if (a >= 0x477ff000u) { return sign | 0x7c00u; }
+  if (a >= 0x38800000u) {
+    // Normal: rebias the exponent by 127 - 15 and keep 10 mantissa bits, rounding the 13 dropped bits to even.
+    let r = a - 0x38000000u;
+    return sign | ((r + 0xfffu + ((r >> 13u) & 1u)) >> 13u);
+  }
+  // Subnormal: |x| = m·2^(e - 150) with the implicit bit in m, so |x| / 2^-24 = m >> (126 - e), rounded to even.
+  let e = a >> 23u;
+  if (e < 102u) { return sign; }
+  let m = (a & 0x7fffffu) | 0x800000u;
+  let shift = 126u - e;
+  let q = m >> shift;
+  let rem = m & ((1u << shift) - 1u);
+  let half = 1u << (shift - 1u);
+  return sign | (q + select(0u, 1u, rem > half || (rem == half && (q & 1u) == 1u)));
+}
+`;
+
+/** f32 -> f16: invocation w packs elements 2w and 2w + 1 into word w (n counts elements; a lone last one pads with 0). */
+export const TO_HALF_WGSL = /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<u32>;
+${INDEX}
+${HALF_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let w = flat_index(gid, nwg);
+  let i = 2u * w;
+  if (i >= p.n) { return; }
+  let hi = select(0u, half_bits(x[min(i + 1u, p.n - 1u)]), i + 1u < p.n);
+  y[w] = half_bits(x[i]) | (hi << 16u);
+}`;
+
+/** f16 -> f32, exactly. */
+export const FROM_HALF_WGSL = /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${INDEX}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg);
+  if (i < p.n) { y[i] = unpack2x16float(x[i >> 1u])[i & 1u]; }
 }`;

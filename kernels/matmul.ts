@@ -1,8 +1,8 @@
 // WGSL for batched matmul: C[z] = Σ_r op(A[z,r]) · op(B[z,r]) (+ bias), register-tiled through workgroup memory.
 //
 // Each output matrix is C[z] = Σ_{r < sumCount} op(A[z,r]) · op(B[z,r]), [M, N], op = identity or transpose:
-//   a: array<f32>  A[z,r] stored [M, K] row-major, or [K, M] when transA (read transposed, no copy)
-//   b: array<f32>  B[z,r] stored [K, N],             or [N, K] when transB
+//   a: array<f32>  A[z,r] stored [M, K] row-major, or [K, M] when transA (read transposed, no copy); or f16 (below)
+//   b: array<f32>  B[z,r] stored [K, N],             or [N, K] when transB;                          or f16
 //   bias (variant): array<f32> [N], added to every row in the store (linear's y = x·Wᵀ + b)
 //   c: array<f32>  [Z, M, N], contiguous
 // z runs over the "kept" batch dims (the output's), r over "summed" batch dims (a backward that sums a
@@ -26,8 +26,22 @@
 //   accumulate: C += op(A)·op(B). The accumulators start from C, so the blocks of one K range continue the
 //               same sums in the same order: a product split along K is bit-identical to one launch.
 // Unsplit products use neither (their leading dims are K, N or M, as above, and their offsets 0).
+//
+// Fused epilogues (unsplit products only), applied in the store in this order to v = acc (+ bias[n]):
+//   activation: pre[z, m, n] = v is stored (when `savePre`: the backward's input), then v = gelu(v), with the same
+//               WGSL as the elementwise GELU (kernels/elementwise.ts), so the result has the unfused op's bits;
+//   dropout:    v = keep ? v·keep_scale : 0, keep decided by kernels/dropout.ts's hash of the flat index of c;
+//   residual:   v = r[z, m, n] + v  (r as contiguous as c): a block's x + dropout(proj(h)) in one pass.
+// Each saves the unfused op's extra pass over c (a write and a read) and its launch.
+//
+// f16 operands (halfA, halfB): A or B holds IEEE halves two to a 32-bit word, read exactly as f32 (unpack2x16float)
+// when staged, so an f16 operand costs half the memory traffic while the products and sums stay f32 (no
+// `shader-f16` needed). In a split product a window's base counts halves. c is f32: the accumulator's precision,
+// which the caller may round to f16.
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { MATH_WGSL } from './elementwise.js';
+import { MIX32_WGSL } from './hash.js';
 
 /** Register and workgroup tile sizes. BM = WY·TM rows and BN = WX·TN columns of C per workgroup. */
 export interface MatmulTiles {
@@ -57,6 +71,16 @@ export interface MatmulVariant {
   windowed?: boolean;
   /** C += op(A)·op(B), continuing C's sums (needs `windowed`). */
   accumulate?: boolean;
+  /** Epilogue (file header): GELU of v, storing v itself to `pre` when `savePre`. */
+  activation?: 'gelu_tanh' | 'gelu_erf';
+  savePre?: boolean;
+  /** Epilogue: dropout of v (Params seed, threshold, keep_scale). */
+  dropout?: boolean;
+  /** Epilogue: v += r[z, m, n]. */
+  residual?: boolean;
+  /** A (B) is f16, two elements to a u32 word. */
+  halfA?: boolean;
+  halfB?: boolean;
 }
 
 /** Grid [x, y] covering an M×N output with `tiles`; z is the number of kept batch matrices. */
@@ -64,7 +88,9 @@ export function matmulGrid(M: number, N: number, tiles: MatmulTiles = TILES): [n
   return [Math.ceil(N / (tiles.WX * tiles.TN)), Math.ceil(M / (tiles.WY * tiles.TM))];
 }
 
-export function matmulWGSL({ transA, transB, bias, windowed = false, accumulate = false }: MatmulVariant, tiles: MatmulTiles = TILES): string {
+export function matmulWGSL(variant: MatmulVariant, tiles: MatmulTiles = TILES): string {
+  const { transA, transB, bias, windowed = false, accumulate = false, activation, savePre = false, dropout = false, residual = false } = variant;
+  const { halfA = false, halfB = false } = variant;
   const { WX, WY, TM, TN, BK } = tiles;
   const threads = WX * WY;
   const [BM, BN] = [WY * TM, WX * TN];
@@ -72,6 +98,13 @@ export function matmulWGSL({ transA, transB, bias, windowed = false, accumulate 
     throw new Error(`matmul tiles ${JSON.stringify(tiles)}: TM and TN must be multiples of 4 and each staged tile must split evenly over the ${threads} invocations`);
   }
   if (accumulate && !windowed) throw new Error('matmul: the accumulate variant is for split products (windowed)');
+  if (windowed && (activation || dropout || residual)) throw new Error('matmul: fused epilogues are for unsplit products only');
+  if (savePre && !activation) throw new Error('matmul: savePre stores the input of an activation; there is none');
+  // Storage bindings in order: a, b, then whichever of bias, r, pre the variant has, then c.
+  let next = 3;
+  const slot = (): number => next++;
+  const [biasAt, residualAt, preAt] = [bias ? slot() : 0, residual ? slot() : 0, savePre ? slot() : 0];
+  const cAt = slot();
   return wgsl`
 struct Params {
   M: u32, N: u32, K: u32,
@@ -79,17 +112,42 @@ struct Params {
 #if ${windowed}
   lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32, offBias: u32,
 #endif
+#if ${dropout}
+  seed: u32, threshold: u32, keep_scale: f32,
+#endif
   keptShape: array<vec4<u32>, 2>, keptA: array<vec4<u32>, 2>, keptB: array<vec4<u32>, 2>,
   sumShape: array<vec4<u32>, 2>, sumA: array<vec4<u32>, 2>, sumB: array<vec4<u32>, 2>,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-#if ${bias}
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+#if ${halfA}
+@group(0) @binding(1) var<storage, read> a: array<u32>;
+fn load_a(i: u32) -> f32 { return unpack2x16float(a[i >> 1u])[i & 1u]; }
 #else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+fn load_a(i: u32) -> f32 { return a[i]; }
+#endif
+#if ${halfB}
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+fn load_b(i: u32) -> f32 { return unpack2x16float(b[i >> 1u])[i & 1u]; }
+#else
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+fn load_b(i: u32) -> f32 { return b[i]; }
+#endif
+#if ${bias}
+@group(0) @binding(${biasAt}) var<storage, read> bias: array<f32>;
+#endif
+#if ${residual}
+@group(0) @binding(${residualAt}) var<storage, read> r: array<f32>;
+#endif
+#if ${savePre}
+@group(0) @binding(${preAt}) var<storage, read_write> pre: array<f32>;
+#endif
+@group(0) @binding(${cAt}) var<storage, read_write> c: array<f32>;
+#if ${activation !== undefined}
+${MATH_WGSL}
+#endif
+#if ${dropout}
+${MIX32_WGSL}
 #endif
 
 const WX = ${WX}u;
@@ -189,9 +247,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var v = 0.0;
         if (gm < p.M && gk < p.K) {
 #if ${transA}
-          v = a[offA + gk * lda + gm];
+          v = load_a(offA + gk * lda + gm);
 #else
-          v = a[offA + gm * lda + gk];
+          v = load_a(offA + gm * lda + gk);
 #endif
         }
         As[k * AS4 + m / 4u][m % 4u] = v;
@@ -211,9 +269,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var v = 0.0;
         if (gn < p.N && gk < p.K) {
 #if ${transB}
-          v = b[offB + gn * ldb + gk];
+          v = load_b(offB + gn * ldb + gk);
 #else
-          v = b[offB + gk * ldb + gn];
+          v = load_b(offB + gk * ldb + gn);
 #endif
         }
         Bs[k * BS4 + n / 4u][n % 4u] = v;
@@ -242,11 +300,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var j = 0u; j < ${TN}u; j++) {
       let gn = c_col(n0, lid.x, j);
       if (gn >= p.N) { continue; }
+      let at = baseC + gm * ldc + gn;
 #if ${bias}
-      c[baseC + gm * ldc + gn] = acc[i * TN4 + j / 4u][j % 4u] + bias[baseBias + gn];
+      var v = acc[i * TN4 + j / 4u][j % 4u] + bias[baseBias + gn];
 #else
-      c[baseC + gm * ldc + gn] = acc[i * TN4 + j / 4u][j % 4u];
+      var v = acc[i * TN4 + j / 4u][j % 4u];
 #endif
+#if ${savePre}
+      pre[at] = v;
+#endif
+#if ${activation !== undefined}
+      v = ${activation ?? 'gelu_tanh'}(v);
+#endif
+#if ${dropout}
+      v = select(0.0, v * p.keep_scale, mix32(mix32(at) ^ p.seed) >= p.threshold);
+#endif
+#if ${residual}
+      v = r[at] + v;
+#endif
+      c[at] = v;
     }
   }
 }`;

@@ -16,10 +16,14 @@
 // in [1, K + T - 1] for bi; under uni it passes R - 1 only for blocked pairs, and is clamped there.
 // z: attention dropout, 1/(1-p) kept or 0, hashed from (seed, flat index of [B,NH,Q,K]) as kernels/dropout.ts.
 //
-// The [Q, K] scores and the [Q, R] position scores never reach memory: the position term is read per pair from
-// the table, so the query stream costs P·K pairs, not T·K. Forward and dq: an invocation owns `per` query rows,
-// keys stream through workgroup memory. dk/dv: an invocation owns `per` keys, query rows stream. dkr: an
-// invocation owns `per` table rows and visits the (row, key) pairs that read them.
+// The forward never writes the [Q, K] scores or the [Q, R] position scores: the position term is read per pair from
+// the table, so the query stream costs P·K pairs, not T·K. An invocation owns `per` rows of one side (query rows,
+// keys or table rows) and the other side streams through workgroup memory.
+// The backward recomputes each pair's probability once, in the query-side kernel (which also forms dq), and writes
+// (p·z, ds) per pair to a [Q, K] buffer per (b, h); the key-side (dk, dv) and table-side (dkr) kernels only read it.
+// Recomputing in all three kernels instead would form the score, the masks and the exp three times, with the dkr
+// kernel (whose pairs lie on diagonals of [Q, K]) reading keys and values per pair from global memory. The op
+// bounds the buffer by running the backward over chunks of (b, h) pairs (see src/ops/rel_attention.ts).
 // Reference: test/reference/rel_attention.ts.
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -40,32 +44,42 @@ export interface RelAttentionVariant {
 /** Params flags. */
 export const REL_FLAGS = { uni: 1, sameLength: 2, selfVisible: 4, biData: 8, pad: 16, perm: 32 } as const;
 
-function common({ hs4, lanes, per, tile, seg, dropout }: RelAttentionVariant): string {
-  return wgsl`
+/** Every kernel's Params: the dimensions, the masks' flags and offsets, dropout, and the chunk of (b, h) pairs bh0 .. bh0 + bhn. */
+const PARAMS_WGSL = /* wgsl */ `
 struct Params {
   B: u32, NH: u32, Q: u32, T: u32, M: u32, K: u32, R: u32, HS: u32,
   blocks: u32, scale: f32, flags: u32, off_types: u32, off_pad: u32, off_perm: u32, seed: u32, threshold: u32,
-  keep_scale: f32,
+  keep_scale: f32, bh0: u32, bhn: u32,
 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qq: array<vec4<f32>>;     // [2,B,NH,Q,HS4]
-@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;      // [B,NH,K,HS4]
-@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;      // [B,NH,K,HS4]
-@group(0) @binding(4) var<storage, read> kr: array<vec4<f32>>;     // [NT,NH,R,HS4]
-@group(0) @binding(5) var<storage, read> info_i32: array<i32>;
-#if ${seg}
-@group(0) @binding(6) var<storage, read> efs: array<vec2<f32>>;    // [B,NH,Q] of (same, different)
-#endif
+@group(0) @binding(0) var<uniform> p: Params;`;
 
+/** Constants of a variant (HS4; ROWS rows per invocation, LANES apart; the streamed TILE) and the helpers every kernel uses. */
+function constants({ hs4, lanes, per, tile }: RelAttentionVariant): string {
+  return /* wgsl */ `
 const HS4 = ${hs4}u;
 const LANES = ${lanes}u;
 const ROWS = ${per}u;
 const BLOCK = ${lanes * per}u;
 const TILE = ${tile}u;
-// Below every score: the running max starts here, so a first key of -1e30 (blocked) still replaces it.
-const NEG_BIG: f32 = -3.4028234663852886e38;
 
 fn flag(bit: u32) -> bool { return (p.flags & bit) != 0u; }
+
+/** Which workgroup this is, in the flattened 2-D grid. */
+fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.y * nwg.x + wid.x; }`;
+}
+
+/** Params, the inputs of the score and the helpers of the kernels that form scores (forward, backward query side). */
+function common(variant: RelAttentionVariant): string {
+  return wgsl`
+${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> qq: array<vec4<f32>>;     // [2,B,NH,Q,HS4]
+@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;      // [B,NH,K,HS4]
+@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;      // [B,NH,K,HS4]
+@group(0) @binding(4) var<storage, read> kr: array<vec4<f32>>;     // [NT,NH,R,HS4]
+@group(0) @binding(5) var<storage, read> info_i32: array<i32>;
+${constants(variant)}
+// Below every score: the running max starts here, so a first key of -1e30 (blocked) still replaces it.
+const NEG_BIG: f32 = -3.4028234663852886e38;
 
 /** Position of query row r of batch row b; -1 for a padding slot (and past Q). */
 fn qpos(b: u32, r: u32) -> i32 { return select(-1, info_i32[b * p.Q + r], r < p.Q); }
@@ -88,24 +102,19 @@ fn table_row(b: u32, h: u32, t: u32, j: u32) -> u32 {
   return (tbl * p.NH + h) * p.R + u32(u);
 }
 
-/** The segment term of row r (at t) for key j: efs[.., same or different]. */
-fn seg_term(b: u32, bhr: u32, t: u32, j: u32) -> f32 {
-#if ${seg}
+/** Whether token t of batch row b and key j are in different segments (memory keys are segment 0). */
+fn segments_differ(b: u32, t: u32, j: u32) -> bool {
   let key_type = select(info_i32[p.off_types + b * p.T + j - p.M], 0, j < p.M);
-  let e = efs[bhr];
-  return select(e.x, e.y, info_i32[p.off_types + b * p.T + t] != key_type);
-#else
-  return 0.0;
-#endif
+  return info_i32[p.off_types + b * p.T + t] != key_type;
 }
 
-#if ${dropout}
+#if ${variant.dropout}
 ${MIX32_WGSL}
 #endif
 
 /** Dropout factor z of pair (bhr, j): keep_scale if kept, 0 if dropped; 1 without dropout. */
 fn kept(bhr: u32, j: u32) -> f32 {
-#if ${dropout}
+#if ${variant.dropout}
   return select(0.0, p.keep_scale, mix32(mix32(bhr * p.K + j) ^ p.seed) >= p.threshold);
 #else
   return 1.0;
@@ -113,9 +122,6 @@ fn kept(bhr: u32, j: u32) -> f32 {
 }
 
 fn dot4(a: vec4<f32>) -> f32 { return a.x + a.y + a.z + a.w; }
-
-/** Which workgroup this is, in the flattened 2-D grid. */
-fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.y * nwg.x + wid.x; }
 `;
 }
 
@@ -139,12 +145,15 @@ fn stage_keys(bh: u32, j0: u32, li: u32) {
 /**
  * Forward. Workgroup: BLOCK query rows of one bh, online softmax per row over key tiles:
  *   m' = max(m, max_c x_c),  l = l·e^(m-m') + Σ_c e^(x_c-m'),  acc = acc·e^(m-m') + Σ_c e^(x_c-m') z_c v_c,  o = acc / l.
- * Bindings: 1-6 as in the header, 7 o [B,NH,Q,HS4], 8 stats [B,NH,Q] of (m, l).
+ * Bindings: 1-5 as in the header, 6 efs (with token types), 7 o [B,NH,Q,HS4], 8 stats [B,NH,Q] of (m, l).
  */
 export function relAttentionForwardWGSL(variant: RelAttentionVariant): string {
   const { lanes } = variant;
-  return /* wgsl */ `
+  return wgsl`
 ${common(variant)}
+#if ${variant.seg}
+@group(0) @binding(6) var<storage, read> efs: array<vec2<f32>>;    // [B,NH,Q] of (same, different)
+#endif
 @group(0) @binding(7) var<storage, read_write> o: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> stats: array<vec2<f32>>;
 ${stageKeysWGSL(variant)}
@@ -191,8 +200,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let base = table_row(b, h, tt, j) * HS4;
         var s4 = vec4<f32>();
         for (var d = 0u; d < HS4; d++) { s4 += qu[i][d] * Ks[c * HS4 + d] + qv[i][d] * kr[base + d]; }
-        let bhr = bh * p.Q + r0 + li + i * LANES;
-        let s = dot4(s4) + seg_term(b, bhr, tt, j);
+        var s = dot4(s4);
+#if ${variant.seg}
+        let e = efs[bh * p.Q + r0 + li + i * LANES];
+        s += select(e.x, e.y, segments_differ(b, tt, j));
+#endif
         x[i][c] = s * p.scale - select(0.0, 1e30, blocked(b, tt, j));
         m_new[i] = max(m_new[i], x[i][c]);
       }
@@ -231,16 +243,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * Backward, step 1: per query row, do with (m, l, D = do·o) appended: doinfo [rows, HS4 + 1] of vec4, the last
- * one (m, l, D, 0). One invocation per row. Bindings: stats [rows] of (m, l), o, do [rows, HS4], doinfo.
+ * Backward, step 1: per query row, do with the row's constants appended: doinfo [rows, HS4 + 1] of vec4, the last
+ * one (m - e_same·scale, 1/l, D = do·o, e_diff - e_same) (e = efs[row]; 0 without token types). The same-segment
+ * term is common to every key of the row, so it moves into m (x - m is unchanged) and only keys of the other
+ * segment add e_diff - e_same: the query-side kernel then needs no efs binding, which keeps it at 8 storage buffers
+ * (WebGPU's guaranteed maximum). One invocation per row. Bindings: stats [rows] of (m, l), o, do [rows, HS4],
+ * (with token types) efs [rows] of vec2, doinfo.
  */
-export const REL_ROW_INFO_WGSL = /* wgsl */ `
-struct Params { rows: u32, hs4: u32 }
+export function relRowInfoWGSL(seg: boolean): string {
+  return wgsl`
+struct Params { rows: u32, hs4: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> stats: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read> o: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> dout: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> doinfo: array<vec4<f32>>;
+#if ${seg}
+@group(0) @binding(4) var<storage, read> efs: array<vec2<f32>>;
+#endif
+@group(0) @binding(5) var<storage, read_write> doinfo: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -252,38 +272,38 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     dsum += g * o[row * p.hs4 + d];
     doinfo[row * (p.hs4 + 1u) + d] = g;
   }
-  doinfo[row * (p.hs4 + 1u) + p.hs4] = vec4<f32>(stats[row], dsum.x + dsum.y + dsum.z + dsum.w, 0.0);
+  var e = vec2<f32>();
+#if ${seg}
+  e = efs[row];
+#endif
+  let ml = stats[row];
+  doinfo[row * (p.hs4 + 1u) + p.hs4] = vec4<f32>(ml.x - e.x * p.scale, 1.0 / ml.y, dsum.x + dsum.y + dsum.z + dsum.w, e.y - e.x);
 }`;
-
-/** Recomputes the weight of pair (row, j) and its score gradient; shared by the three backward kernels. */
-const PAIR_GRAD_WGSL = /* wgsl */ `
-struct PairGrad { pz: f32, ds: f32 }
-
-/** From the pair's score s, the row's (m, l, D), and dp0 = do·v_j: p·z (what v_j weighed) and ds = d loss / d s. */
-fn pair_grad(s: f32, is_blocked: bool, info: vec4<f32>, dp0: f32, z: f32) -> PairGrad {
-  let x = s * p.scale - select(0.0, 1e30, is_blocked);
-  let pr = exp(x - info.x) / info.y;
-  return PairGrad(pr * z, pr * (dp0 * z - info.z) * p.scale);
-}`;
+}
 
 /**
- * Backward, step 2: per query row, dqu = Σ_j ds k_j, dqv = Σ_j ds kr(t, j), defs[s] = Σ_{j in segment relation s} ds.
- * Bindings: 1-6, 7 doinfo, 8 dq [2,B,NH,Q,HS4] then defs [B,NH,Q] of vec2 (one buffer; see the op).
+ * Backward, step 2 (query side): per query row, recompute each pair's weight and score gradient,
+ *   x = (qu·k_j + qv·kr_u + [other segment]·info.w)·scale - 1e30·blocked,  p = exp(x - info.x)·info.y,
+ *   ds = p (z do·v_j - D) scale,
+ * write (p z, ds) for the other two kernels and form dqu = Σ_j ds k_j, dqv = Σ_j ds kr_u,
+ * defs[s] = Σ_{j in segment relation s} ds. A padding slot's pairs are (0, 0).
+ * Bindings: 1-5 as in the header, 6 doinfo, 7 dq [2,B,NH,Q,HS4] then defs [B,NH,Q] of vec2 (one buffer; see the
+ * op), 8 dsp [bhn,Q,K] of (p z, ds) for the chunk's (b, h) pairs.
  */
 export function relAttentionBackwardQueryWGSL(variant: RelAttentionVariant): string {
   const { lanes } = variant;
   return wgsl`
 ${common(variant)}
-@group(0) @binding(7) var<storage, read> doinfo: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> dq: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> doinfo: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> dq: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> dsp: array<vec2<f32>>;
 ${stageKeysWGSL(variant)}
-${PAIR_GRAD_WGSL}
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let w = workgroup_index(wid, nwg);
-  if (w >= p.blocks * p.B * p.NH) { return; }
-  let bh = w / p.blocks;
+  if (w >= p.blocks * p.bhn) { return; }
+  let bh = p.bh0 + w / p.blocks;
   let b = bh / p.NH;
   let h = bh % p.NH;
   let r0 = (w % p.blocks) * BLOCK;
@@ -317,25 +337,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var c = 0u; c < min(TILE, p.K - j0); c++) {
       let j = j0 + c;
       for (var i = 0u; i < ROWS; i++) {
-        if (t[i] < 0) { continue; }
-        let tt = u32(t[i]);
+        let r = r0 + li + i * LANES;
+        let tt = u32(max(t[i], 0));
         let base = table_row(b, h, tt, j) * HS4;
-        let bhr = bh * p.Q + r0 + li + i * LANES;
+        var kr_u = array<vec4<f32>, HS4>();
         var s4 = vec4<f32>();
         var g4 = vec4<f32>();
         for (var d = 0u; d < HS4; d++) {
-          s4 += qu[i][d] * Ks[c * HS4 + d] + qv[i][d] * kr[base + d];
+          kr_u[d] = kr[base + d];
+          s4 += qu[i][d] * Ks[c * HS4 + d] + qv[i][d] * kr_u[d];
           g4 += g[i][d] * Vs[c * HS4 + d];
         }
-        let pg = pair_grad(dot4(s4) + seg_term(b, bhr, tt, j), blocked(b, tt, j), info[i], dot4(g4), kept(bhr, j));
+        var s = dot4(s4);
+#if ${variant.seg}
+        let differ = segments_differ(b, tt, j);
+        s += select(0.0, info[i].w, differ);
+#endif
+        // A padding slot's pairs are (0, 0).
+        let pr = select(0.0, exp(s * p.scale - select(0.0, 1e30, blocked(b, tt, j)) - info[i].x) * info[i].y, t[i] >= 0);
+        let z = kept(bh * p.Q + r, j);
+        let ds = pr * (dot4(g4) * z - info[i].z) * p.scale;
         for (var d = 0u; d < HS4; d++) {
-          dqu[i][d] += pg.ds * Ks[c * HS4 + d];
-          dqv[i][d] += pg.ds * kr[base + d];
+          dqu[i][d] += ds * Ks[c * HS4 + d];
+          dqv[i][d] += ds * kr_u[d];
         }
 #if ${variant.seg}
-        let key_type = select(info_i32[p.off_types + b * p.T + j - p.M], 0, j < p.M);
-        if (info_i32[p.off_types + b * p.T + tt] != key_type) { defs[i].y += pg.ds; } else { defs[i].x += pg.ds; }
+        if (differ) { defs[i].y += ds; } else { defs[i].x += ds; }
 #endif
+        if (r < p.Q) { dsp[((bh - p.bh0) * p.Q + r) * p.K + j] = vec2<f32>(pr * z, ds); }
       }
     }
   }
@@ -355,81 +384,61 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * Backward, step 3: per key j, dk = Σ_rows ds qu, dv = Σ_rows p z do. Query rows stream through workgroup memory.
- * Bindings: 1-6, 7 doinfo, 8 dkv [2,B,NH,K,HS4] (dk then dv).
+ * Backward, step 3 (key side): per key j, dk_j = Σ_rows ds qu, dv_j = Σ_rows p z do, reading (p z, ds) from dsp.
+ * Query rows (qu and do) stream through workgroup memory. Bindings: 1 qq, 2 doinfo, 3 dsp, 4 dkv [2,B,NH,K,HS4]
+ * (dk then dv).
  */
 export function relAttentionBackwardKeyWGSL(variant: RelAttentionVariant): string {
   const { hs4, lanes, tile } = variant;
   return /* wgsl */ `
-${common(variant)}
-@group(0) @binding(7) var<storage, read> doinfo: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> dkv: array<vec4<f32>>;
-${PAIR_GRAD_WGSL}
+${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> qq: array<vec4<f32>>;       // [2,B,NH,Q,HS4]
+@group(0) @binding(2) var<storage, read> doinfo: array<vec4<f32>>;   // [B,NH,Q,HS4 + 1]
+@group(0) @binding(3) var<storage, read> dsp: array<vec2<f32>>;      // [bhn,Q,K]
+@group(0) @binding(4) var<storage, read_write> dkv: array<vec4<f32>>;
+${constants(variant)}
 
 var<workgroup> Qu: array<vec4<f32>, ${tile * hs4}>;
-var<workgroup> Qv: array<vec4<f32>, ${tile * hs4}>;
-var<workgroup> Gs: array<vec4<f32>, ${tile * (hs4 + 1)}>;   // do rows and their (m, l, D, 0)
-var<workgroup> Ts: array<i32, ${tile}>;
+var<workgroup> Gs: array<vec4<f32>, ${tile * hs4}>;
 
-fn stage_rows(bh: u32, b: u32, q0: u32, li: u32) {
-  let rows = p.B * p.NH * p.Q;
+/** Stages qu and do of query rows q0 .. q0 + TILE of bh (rows past Q repeat row Q - 1 and are not visited). */
+fn stage_rows(bh: u32, q0: u32, li: u32) {
   for (var e = li; e < TILE * HS4; e += LANES) {
-    let c = e / HS4;
-    let row = bh * p.Q + min(q0 + c, p.Q - 1u);
+    let row = bh * p.Q + min(q0 + e / HS4, p.Q - 1u);
     Qu[e] = qq[row * HS4 + e % HS4];
-    Qv[e] = qq[(rows + row) * HS4 + e % HS4];
+    Gs[e] = doinfo[row * (HS4 + 1u) + e % HS4];
   }
-  for (var e = li; e < TILE * (HS4 + 1u); e += LANES) {
-    let c = e / (HS4 + 1u);
-    Gs[e] = doinfo[(bh * p.Q + min(q0 + c, p.Q - 1u)) * (HS4 + 1u) + e % (HS4 + 1u)];
-  }
-  for (var c = li; c < TILE; c += LANES) { Ts[c] = qpos(b, q0 + c); }
 }
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let w = workgroup_index(wid, nwg);
-  if (w >= p.blocks * p.B * p.NH) { return; }
-  let bh = w / p.blocks;
-  let b = bh / p.NH;
-  let h = bh % p.NH;
+  if (w >= p.blocks * p.bhn) { return; }
+  let bh = p.bh0 + w / p.blocks;
   let j0 = (w % p.blocks) * BLOCK;
-  var kj: array<array<vec4<f32>, HS4>, ROWS>;
-  var vj: array<array<vec4<f32>, HS4>, ROWS>;
   var dk: array<array<vec4<f32>, HS4>, ROWS>;
   var dv: array<array<vec4<f32>, HS4>, ROWS>;
   for (var i = 0u; i < ROWS; i++) {
-    let key = bh * p.K + min(j0 + li + i * LANES, p.K - 1u);
     for (var d = 0u; d < HS4; d++) {
-      kj[i][d] = k[key * HS4 + d];
-      vj[i][d] = v[key * HS4 + d];
       dk[i][d] = vec4<f32>();
       dv[i][d] = vec4<f32>();
     }
   }
   for (var q0 = 0u; q0 < p.Q; q0 += TILE) {
     workgroupBarrier();
-    stage_rows(bh, b, q0, li);
+    stage_rows(bh, q0, li);
     workgroupBarrier();
     for (var c = 0u; c < min(TILE, p.Q - q0); c++) {
-      if (Ts[c] < 0) { continue; }
-      let tt = u32(Ts[c]);
-      let bhr = bh * p.Q + q0 + c;
-      let info = Gs[c * (HS4 + 1u) + HS4];
-      for (var i = 0u; i < ROWS; i++) {
-        let j = j0 + li + i * LANES;
-        if (j >= p.K) { continue; }
-        let base = table_row(b, h, tt, j) * HS4;
-        var s4 = vec4<f32>();
-        var g4 = vec4<f32>();
-        for (var d = 0u; d < HS4; d++) {
-          s4 += Qu[c * HS4 + d] * kj[i][d] + Qv[c * HS4 + d] * kr[base + d];
-          g4 += Gs[c * (HS4 + 1u) + d] * vj[i][d];
-        }
-        let pg = pair_grad(dot4(s4) + seg_term(b, bhr, tt, j), blocked(b, tt, j), info, dot4(g4), kept(bhr, j));
-        for (var d = 0u; d < HS4; d++) {
-          dk[i][d] += pg.ds * Qu[c * HS4 + d];
-          dv[i][d] += pg.pz * Gs[c * (HS4 + 1u) + d];
+      // Keys past K read key K - 1 and write nothing.
+      let at = ((bh - p.bh0) * p.Q + q0 + c) * p.K;
+      var e = array<vec2<f32>, ROWS>();
+      for (var i = 0u; i < ROWS; i++) { e[i] = dsp[at + min(j0 + li + i * LANES, p.K - 1u)]; }
+      for (var d = 0u; d < HS4; d++) {
+        let qd = Qu[c * HS4 + d];
+        let gd = Gs[c * HS4 + d];
+        for (var i = 0u; i < ROWS; i++) {
+          dk[i][d] += e[i].y * qd;
+          dv[i][d] += e[i].x * gd;
         }
       }
     }
@@ -448,17 +457,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * Backward, step 4: per table row u of (tbl, h), dkr = Σ ds qv over the (b, row, j) pairs that read it: b in the
- * table's half of the batch, j = u - (K - M) + t (every j past the end for the last row, before the start for
- * row 0: the clamped pairs). Everything is read from global memory. Bindings: 1-6, 7 doinfo, 8 dkr [NT,NH,R,HS4].
+ * Backward, step 4 (table side): per table row u of (tbl, h), dkr_u = Σ ds qv over the (b, row, j) pairs that read
+ * it: b in the table's half of the batch, j = u - (K - M) + t (every j from there to the end for the last row, up to
+ * there for row 0: the clamped pairs), so dkr_u += (Σ_j ds)·qv_row. The rows' qv and positions stream through
+ * workgroup memory; ds comes from dsp. Chunks after the first (bh0 > 0) add to what the earlier ones wrote, in the
+ * same order as one pass over the batch. Bindings: 1 qq, 2 info_i32 (qpos), 3 dsp, 4 dkr [NT,NH,R,HS4].
  */
 export function relAttentionBackwardTableWGSL(variant: RelAttentionVariant): string {
-  const { lanes } = variant;
+  const { hs4, lanes, tile } = variant;
   return /* wgsl */ `
-${common(variant)}
-@group(0) @binding(7) var<storage, read> doinfo: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> dkr: array<vec4<f32>>;
-${PAIR_GRAD_WGSL}
+${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> qq: array<vec4<f32>>;       // [2,B,NH,Q,HS4]
+@group(0) @binding(2) var<storage, read> info_i32: array<i32>;       // qpos [B,Q] first
+@group(0) @binding(3) var<storage, read> dsp: array<vec2<f32>>;      // [bhn,Q,K]
+@group(0) @binding(4) var<storage, read_write> dkr: array<vec4<f32>>;
+${constants(variant)}
+
+var<workgroup> Qv: array<vec4<f32>, ${tile * hs4}>;
+var<workgroup> Ts: array<i32, ${tile}>;
+
+/** Stages qv and the position of query rows q0 .. q0 + TILE of (b, h) = bh (rows past Q repeat row Q - 1 and are not visited). */
+fn stage_rows(bh: u32, b: u32, q0: u32, li: u32) {
+  let rows = p.B * p.NH * p.Q;
+  for (var e = li; e < TILE * HS4; e += LANES) {
+    let row = bh * p.Q + min(q0 + e / HS4, p.Q - 1u);
+    Qv[e] = qq[(rows + row) * HS4 + e % HS4];
+  }
+  for (var c = li; c < TILE; c += LANES) { Ts[c] = info_i32[b * p.Q + min(q0 + c, p.Q - 1u)]; }
+}
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -468,40 +494,51 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let th = w / p.blocks;                       // tbl * NH + h
   let tbl = th / p.NH;
   let h = th % p.NH;
-  let u = (w % p.blocks) * BLOCK + li;         // ROWS = 1 here: one table row per invocation
-  if (u >= p.R) { return; }
-  let rows = p.B * p.NH * p.Q;
-  let b_lo = select(0u, p.B / 2u, tbl == 1u);
-  let b_hi = select(p.B, p.B / 2u, flag(${REL_FLAGS.biData}u) && tbl == 0u);
-  var acc: array<vec4<f32>, HS4>;
-  for (var d = 0u; d < HS4; d++) { acc[d] = vec4<f32>(); }
+  let u0 = (w % p.blocks) * BLOCK;
+  // This table's half of the batch, and of it the rows b with b·NH + h in the chunk [bh0, bh0 + bhn).
+  let b_lo = max(select(0u, p.B / 2u, tbl == 1u), (p.bh0 + p.NH - 1u - h) / p.NH);
+  let b_hi = min(select(p.B, p.B / 2u, flag(${REL_FLAGS.biData}u) && tbl == 0u), (p.bh0 + p.bhn + p.NH - 1u - h) / p.NH);
+  var acc: array<array<vec4<f32>, HS4>, ROWS>;
+  for (var i = 0u; i < ROWS; i++) {
+    let at = (th * p.R + min(u0 + li + i * LANES, p.R - 1u)) * HS4;
+    for (var d = 0u; d < HS4; d++) { acc[i][d] = select(dkr[at + d], vec4<f32>(), p.bh0 == 0u); }
+  }
   let shift = i32(p.K - p.M);
+  let last = i32(p.K) - 1;
   for (var b = b_lo; b < b_hi; b++) {
     let bh = b * p.NH + h;
-    for (var r = 0u; r < p.Q; r++) {
-      let t = qpos(b, r);
-      if (t < 0) { continue; }
-      let tt = u32(t);
-      let j_at = i32(u) - shift + t;
-      let j_lo = select(max(j_at, 0), 0, u == 0u);
-      let j_hi = select(min(j_at, i32(p.K) - 1), i32(p.K) - 1, u == p.R - 1u);
-      let row = bh * p.Q + r;
-      let info = doinfo[row * (HS4 + 1u) + HS4];
-      for (var jj = j_lo; jj <= j_hi; jj++) {
-        let j = u32(jj);
-        let key = bh * p.K + j;
-        let base = (th * p.R + u) * HS4;
-        var s4 = vec4<f32>();
-        var g4 = vec4<f32>();
-        for (var d = 0u; d < HS4; d++) {
-          s4 += qq[row * HS4 + d] * k[key * HS4 + d] + qq[(rows + row) * HS4 + d] * kr[base + d];
-          g4 += doinfo[row * (HS4 + 1u) + d] * v[key * HS4 + d];
+    for (var q0 = 0u; q0 < p.Q; q0 += TILE) {
+      workgroupBarrier();
+      stage_rows(bh, b, q0, li);
+      workgroupBarrier();
+      for (var c = 0u; c < min(TILE, p.Q - q0); c++) {
+        let t = Ts[c];
+        if (t < 0) { continue; }
+        let at = i32(((bh - p.bh0) * p.Q + q0 + c) * p.K);
+        var ds = array<f32, ROWS>();
+        for (var i = 0u; i < ROWS; i++) {
+          let u = u0 + li + i * LANES;
+          let j_at = i32(u) - shift + t;
+          ds[i] = select(0.0, dsp[at + clamp(j_at, 0, last)].y, j_at >= 0 && j_at <= last && u < p.R);
+          if (u == 0u || u == p.R - 1u) {
+            // The clamped pairs: row 0 also takes every j below j_at, the last row every j above it.
+            let j_lo = select(j_at, 0, u == 0u);
+            let j_hi = select(j_at, last, u == p.R - 1u);
+            ds[i] = 0.0;
+            for (var j = max(j_lo, 0); j <= min(j_hi, last); j++) { ds[i] += dsp[at + j].y; }
+          }
         }
-        let pg = pair_grad(dot4(s4) + seg_term(b, row, tt, j), blocked(b, tt, j), info, dot4(g4), kept(row, j));
-        for (var d = 0u; d < HS4; d++) { acc[d] += pg.ds * qq[(rows + row) * HS4 + d]; }
+        for (var d = 0u; d < HS4; d++) {
+          let qd = Qv[c * HS4 + d];
+          for (var i = 0u; i < ROWS; i++) { acc[i][d] += ds[i] * qd; }
+        }
       }
     }
   }
-  for (var d = 0u; d < HS4; d++) { dkr[(th * p.R + u) * HS4 + d] = acc[d]; }
+  for (var i = 0u; i < ROWS; i++) {
+    let u = u0 + li + i * LANES;
+    if (u >= p.R) { continue; }
+    for (var d = 0u; d < HS4; d++) { dkr[(th * p.R + u) * HS4 + d] = acc[i][d]; }
+  }
 }`;
 }

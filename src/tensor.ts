@@ -166,7 +166,8 @@ export function numel(shape: Shape): number {
 export function empty(shape: Shape, dtype: DType = 'f32', label = 'tensor'): Tensor {
   const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
   const buf = runtime().pool.acquire(bytes, label);
-  return new Tensor(new Storage(buf, Math.max(4, bytes)), shape, dtype);
+  // Bindings are whole 4-byte words (an odd number of f16 elements ends mid-word); an empty tensor still owns one.
+  return new Tensor(new Storage(buf, Math.max(4, Math.ceil(bytes / 4) * 4)), shape, dtype);
 }
 
 type Nested = number | readonly Nested[];

@@ -26,6 +26,7 @@ interface Report {
   training: {
     config: string;
     ours: { valid: boolean; error?: string; losses?: number[]; tokensPerS?: number; encodeMs?: number; peakBytes?: number };
+    oursFp16?: { valid: boolean; error?: string; tokensPerS?: number; peakBytes?: number; maxLossGap?: number };
     peers: Record<string, { valid: boolean; error?: string; tokensPerS?: number; oursSpeedup?: number }>;
   }[];
   notMeasured: string[];
@@ -57,8 +58,8 @@ describe('npm run bench -- --quick', () => {
   it('validates every kernel family before timing it, and every timing is finite against the roof', () => {
     const families = new Set(report.kernels.map((k) => k.family));
     for (const f of [
-      'matmul', 'attention forward', 'attention backward', 'attention decode', 'layernorm forward', 'layernorm backward',
-      'softmax', 'cross-entropy', 'adamw', 'sampling', 'xlnet rel-attention forward', 'xlnet rel-attention backward',
+      'matmul', 'matmul f16', 'attention forward', 'attention backward', 'attention decode', 'layernorm forward', 'layernorm backward',
+      'softmax', 'cross-entropy', 'adamw', 'clip', 'sampling', 'xlnet rel-attention forward', 'xlnet rel-attention backward',
     ]) expect(families, f).toContain(f);
     for (const k of report.kernels) {
       expect(k.error, `${k.family} ${k.name}`).toBeUndefined();
@@ -83,13 +84,16 @@ describe('npm run bench -- --quick', () => {
     }
   });
 
-  it('runs the tiny GPT-2 training step in ours and both peers, losses agreeing, with tokens/s, encoding time and peak memory', () => {
+  it('runs the tiny GPT-2 training step in ours (f32 and --fp16) and both peers, losses agreeing, with tokens/s, encoding time and peak memory', () => {
     expect(report.training.length).toBe(1);
     const t = report.training[0]!;
     expect(t.ours.error).toBeUndefined();
     expect(t.ours.valid).toBe(true);
     expect(t.ours.losses!.every(Number.isFinite)).toBe(true);
     expect(positive(t.ours.tokensPerS) && positive(t.ours.encodeMs) && positive(t.ours.peakBytes)).toBe(true);
+    const h = t.oursFp16!;
+    expect(h.error, 'ours --fp16').toBeUndefined();
+    expect(h.valid && positive(h.tokensPerS) && positive(h.peakBytes) && h.maxLossGap! <= 1e-2, JSON.stringify(h)).toBe(true);
     for (const name of ['tfjs', 'jax-js']) {
       const p = t.peers[name]!;
       expect(p.error, name).toBeUndefined();

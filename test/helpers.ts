@@ -1,10 +1,11 @@
 // Test helpers: device setup, seeded random data, float64 comparisons and gradient checks by finite differences.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, expect } from 'vitest';
 import { init, parseSafetensors, tensor, toFloat32, type Tensor } from '../src/index.js';
+import { readCorpus, bundledCorpusPath } from '../datasets/corpus.js';
 import { mulberry32 } from './reference/random.js';
 
 /** A case folder of ../shared/fixtures/hf (Hugging Face reference outputs). */
@@ -150,4 +151,20 @@ export async function gradCheck(opts: {
   }
   for (const t of ts) t.dispose();
   y.dispose();
+}
+
+/**
+ * A tiny GPT2-Chinese run in `dir`: the bundled corpus's first 10 articles as train.json and a 1-layer, 32-wide
+ * config.json; returns the `train` flags for them (2 epochs of batch 2, n_ctx 32). Dropout stays on (0.1).
+ */
+export async function tinyTrainRun(dir: string): Promise<string[]> {
+  const poems = (await readCorpus(bundledCorpusPath())).slice(0, 10);
+  writeFileSync(path.join(dir, 'train.json'), JSON.stringify(poems));
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32, vocab_size: 13317 }));
+  return [
+    '--model-config', path.join(dir, 'config.json'),
+    '--raw-data-path', path.join(dir, 'train.json'),
+    '--epochs', '2', '--batch-size', '2', '--stride', '32', '--num-pieces', '2', '--min-length', '10',
+    '--warmup-steps', '3', '--lr', '2e-3',
+  ];
 }

@@ -266,7 +266,7 @@ describe('errors', () => {
   it('non-f32 operands throw a TypeError', () => {
     const ids = w.tensor(Int32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]);
     expect(() => w.matmul(w.zeros([4, 2]), ids)).toThrow(TypeError);
-    expect(() => w.matmul(w.zeros([4, 2]), ids)).toThrow('matmul: expected f32 for b, got i32 [2,3]');
-    expect(() => w.linear(ids, w.zeros([4, 3]))).toThrow('linear: expected f32 for input, got i32 [2,3]');
+    expect(() => w.matmul(w.zeros([4, 2]), ids)).toThrow('matmul: expected f32 or f16 for b, got i32 [2,3]');
+    expect(() => w.linear(ids, w.zeros([4, 3]))).toThrow('linear: expected f32 or f16 for input, got i32 [2,3]');
   });
 });

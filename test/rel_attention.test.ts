@@ -144,6 +144,81 @@ describe('relativeAttention backward', () => {
     });
   }
 
+  /** The op's gradients (after backward with a random dout) against the float64 chain-rule reference. */
+  async function expectChainRule(c: Case, seed: number, tol = { atol: 1e-5, rtol: 1e-4 }): Promise<void> {
+    const b = build(c, seed);
+    const ts = gpuInputs(c, b, true);
+    const n = c.B * c.NH * b.dims.Q * c.HS;
+    const g = f32(rand(n, seed + 1));
+    run(b, ts).backward(w.tensor(Float32Array.from(g), [c.B, c.NH, b.dims.Q, c.HS]));
+    const ref = relAttentionBackward(b.x, g, b.dims, b.ref);
+    const dqq = await values(ts[0]!.grad!);
+    expectClose(dqq.subarray(0, n), ref.qu, tol, `${c.name}: dqu`);
+    expectClose(dqq.subarray(n), ref.qv, tol, `${c.name}: dqv`);
+    expectClose(await values(ts[1]!.grad!), ref.k, tol, `${c.name}: dk`);
+    expectClose(await values(ts[2]!.grad!), ref.v, tol, `${c.name}: dv`);
+    expectClose(await values(ts[3]!.grad!), ref.kr, tol, `${c.name}: dkr`);
+    if (c.types) expectClose(await values(ts[4]!.grad!), ref.efs, tol, `${c.name}: defs`);
+    for (const t of ts) t.dispose();
+  }
+
+  // Sizes past one block of rows (BLOCK = 64 here), one tile of streamed rows (32) and one block of table rows, none
+  // a multiple of them: the kernels' partial blocks and tiles, and the table kernel's clamped last row under uni.
+  it('matches the chain-rule reference on sizes that are not multiples of the blocks and tiles: content stream', async () => {
+    await expectChainRule({ name: 'content stream T 70, M 41', B: 2, NH: 2, T: 70, M: 41, HS: 8, types: true, pad: true, perm: true, biData: true }, 301);
+  });
+
+  it('matches the chain-rule reference on sizes that are not multiples of the blocks and tiles: uni query stream, slots spread over 67 tokens', async () => {
+    const slots = [Array.from({ length: 66 }, (_, i) => (i === 5 ? -1 : (i * 29) % 67)), Array.from({ length: 66 }, (_, i) => 66 - i)];
+    await expectChainRule({ name: 'uni query stream', B: 2, NH: 1, T: 67, M: 13, HS: 4, uni: true, slots, types: true }, 311);
+  });
+
+  it('runs over chunks of (b, h) pairs when the (p·z, ds) buffer passes the binding limit: the same bits as one pass', async () => {
+    // Q·K·8 = 12·18·8 = 1728 bytes per (b, h), 4 pairs. 3584 bytes: chunks of 2; 5376: of 3 (a chunk of 3 and one
+    // of 1, which holds no batch row of head 0). Every other binding of the op fits both.
+    const c: Case = { name: 'chunked', B: 2, NH: 2, T: 12, M: 6, HS: 4, types: true, perm: true, biData: true };
+    const b = build(c, 321);
+    const g = Float32Array.from(f32(rand(c.B * c.NH * c.T * c.HS, 322)));
+    const grads = async (limit: number | null): Promise<Float64Array[]> => {
+      const ts = gpuInputs(c, b, true);
+      const rt = w.runtime();
+      rt.setBindingLimit(limit);
+      try {
+        run(b, ts).backward(w.tensor(g, [c.B, c.NH, c.T, c.HS]));
+      } finally {
+        rt.setBindingLimit(null);
+      }
+      const out = await Promise.all(ts.map((t) => values(t.grad!)));
+      for (const t of ts) t.dispose();
+      return out;
+    };
+    const whole = await grads(null);
+    const ref = relAttentionBackward(b.x, g, b.dims, b.ref);
+    const tol = { atol: 1e-5, rtol: 1e-4 };
+    expectClose(whole[0]!, [...ref.qu, ...ref.qv], tol, 'dqq');
+    expectClose(whole[3]!, ref.kr, tol, 'dkr');
+    for (const limit of [3584, 5376]) {
+      const split = await grads(limit);
+      for (const [i, x] of split.entries()) expect(x, `gradient ${i} under a ${limit}-byte binding limit`).toEqual(whole[i]);
+    }
+  });
+
+  it('refuses, naming the limit, when one (b, h) pair\'s (p·z, ds) buffer passes the binding limit', async () => {
+    const c: Case = { name: 'too long', B: 1, NH: 1, T: 20, M: 12, HS: 4 };
+    const b = build(c, 331);
+    const ts = gpuInputs(c, b, true);
+    const o = run(b, ts);
+    const rt = w.runtime();
+    rt.setBindingLimit(4096);
+    try {
+      // 20·32·8 = 5120 bytes.
+      expect(() => o.backward(w.tensor(new Float32Array(20 * 4), [1, 1, 20, 4]))).toThrow(/one \(b, h\) pair's 20×32 \(p·z, ds\) buffer \(5120 bytes\) is over the binding limit of 4096 bytes/);
+    } finally {
+      rt.setBindingLimit(null);
+    }
+    for (const t of [...ts, o]) t.dispose();
+  });
+
   it('matches the chain-rule reference where finite differences cannot see (a fully blocked, uniform row), with dropout', async () => {
     const c: Case = { name: 'uni query stream', B: 2, NH: 2, T: 8, M: 0, HS: 8, uni: true, slots: [[0, 3, 7], [5, 0, -1]], types: true, dropout: 0.3 };
     const b = build(c, 201);

@@ -3,13 +3,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readCorpus, bundledCorpusPath } from '../datasets/corpus.js';
 import { train } from '../src/cli/train.js';
 import { evaluate } from '../src/cli/eval.js';
 import { vocab } from '../src/cli/vocab.js';
 import { generateCommand, generateTextsCommand } from '../src/cli/generate.js';
 import { shutdown } from '../src/gpu/runtime.js';
-import { sink, useGpu } from './helpers.js';
+import { sink, tinyTrainRun, useGpu } from './helpers.js';
 
 useGpu();
 
@@ -23,16 +22,8 @@ describe('train -> resume -> eval -> vocab', { timeout: 600_000 }, () => {
   let common: string[] = [];
 
   it('sets up a small corpus and model config', async () => {
-    const poems = (await readCorpus(bundledCorpusPath())).slice(0, 10);
-    writeFileSync(path.join(tmp, 'train.json'), JSON.stringify(poems));
     // Dropout stays on (0.1), so resuming must also restore the random generator.
-    writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32, vocab_size: 13317 }));
-    common = [
-      '--model-config', path.join(tmp, 'config.json'),
-      '--raw-data-path', path.join(tmp, 'train.json'),
-      '--epochs', '2', '--batch-size', '2', '--stride', '32', '--num-pieces', '2', '--min-length', '10',
-      '--warmup-steps', '3', '--lr', '2e-3', '--seed', '7',
-    ];
+    common = [...(await tinyTrainRun(tmp)), '--seed', '7'];
   });
 
   it('an interrupted and resumed run has exactly the losses of an uninterrupted one', async () => {

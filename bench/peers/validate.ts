@@ -1,6 +1,6 @@
 // Checks a peer before it is timed: its GPT-2 step's losses against our framework on the same spec, its matmul against float64.
 
-import { AdamW, fromFloat32, gpt2FromStateDict, sync, tensor, tidy, type Tensor } from '../../src/index.js';
+import { AdamW, GradScaler, autocast, fromFloat32, gpt2FromStateDict, sync, tensor, tidy, type Tensor } from '../../src/index.js';
 import { checkProduct, matmulOperands } from '../kernels.js';
 import { checkGpt2Spec, gpt2WeightShapes } from './gpt2_spec.js';
 import type { Gpt2StepSpec, Peer, TrainStepContender } from './types.js';
@@ -10,23 +10,32 @@ export const CHECKED_STEPS = 4;
 /** Relative tolerances on the first and the last checked loss. */
 export const LOSS_RTOL = { first: 1e-5, last: 1e-3 };
 
-/** Our framework on a spec (the reference): GPT2LMHeadModel with the spec's weights, dropout 0, AdamW with weight decay 0. */
-export function oursGpt2TrainStep(spec: Gpt2StepSpec): TrainStepContender {
+/**
+ * Our framework on a spec (the reference): GPT2LMHeadModel with the spec's weights, dropout 0, AdamW with weight decay 0.
+ * With `fp16`, mixed precision as `train --fp16` runs it: the forward under autocast, the loss scaled by a GradScaler.
+ */
+export function oursGpt2TrainStep(spec: Gpt2StepSpec, fp16 = false): TrainStepContender {
   checkGpt2Spec(spec);
   const { n_layer, n_embd, n_head, n_positions, vocab_size, B, T } = spec;
   const host = new Map(gpt2WeightShapes(spec).map(([name, shape]) => [name, fromFloat32(spec.weights.get(name)!, shape)]));
   const model = gpt2FromStateDict({ n_layer, n_embd, n_head, n_positions, vocab_size, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }, host);
   const opt = new AdamW(model.parameters(), { lr: spec.lr, betas: spec.betas, eps: spec.eps, weightDecay: 0 });
   const ids = tensor(spec.ids, [B, T], { dtype: 'i32' });
+  const scaler = fp16 ? new GradScaler() : null;
   let last: Tensor | null = null;
   return {
     step() {
       const loss = tidy(() => {
-        const l = model.forward({ inputIds: ids, labels: ids }).loss!;
-        l.backward();
+        const l = autocast(() => model.forward({ inputIds: ids, labels: ids }).loss!, fp16);
+        (scaler ? scaler.scale(l) : l).backward();
         return l.detach();
       });
-      opt.step();
+      if (scaler) {
+        scaler.step(opt);
+        scaler.update();
+      } else {
+        opt.step();
+      }
       model.zeroGrad();
       last?.dispose();
       last = loss;
@@ -39,6 +48,7 @@ export function oursGpt2TrainStep(spec: Gpt2StepSpec): TrainStepContender {
     dispose() {
       last?.dispose();
       ids.dispose();
+      scaler?.dispose();
       opt.dispose();
       model.dispose();
     },

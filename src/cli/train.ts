@@ -37,8 +37,8 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'log-step', type: 'int', default: 1, help: 'report the loss every N micro-batches (a multiple of --gradient-accumulation)' },
   { name: 'stride', type: 'int', default: 768, help: 'window stride over the token stream (window length = n_ctx)' },
   { name: 'gradient-accumulation', type: 'int', default: 1, help: 'micro-batches per optimizer step' },
-  { name: 'fp16', type: 'bool', help: 'mixed precision (not available yet: refused with a message)' },
-  { name: 'fp16-opt-level', type: 'string', default: 'O1', help: 'accepted for GPT2-Chinese compatibility' },
+  { name: 'fp16', type: 'bool', help: 'mixed precision (apex O1): matrix products read f16 operands, f32 master weights, dynamic loss scaling' },
+  { name: 'fp16-opt-level', type: 'string', default: 'O1', help: 'only O1 (what --fp16 does); accepted for GPT2-Chinese compatibility' },
   { name: 'max-grad-norm', type: 'float', default: 1.0, help: 'clip the global gradient norm to this (0 = off)' },
   { name: 'num-pieces', type: 'int', default: 100, help: 'pieces the corpus is split into' },
   { name: 'min-length', type: 'int', default: 128, help: 'drop articles with at most this many characters' },
@@ -128,7 +128,7 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
   }
   let f = args.flags;
   const say = (s: string): void => void out.write(`${s}\n`);
-  if (f.fp16) throw new Error('--fp16 is not available yet: training runs in f32');
+  if (f.fp16 && String(f['fp16-opt-level']) !== 'O1') throw new Error(`--fp16-opt-level ${String(f['fp16-opt-level'])}: only O1 is available (f16 matrix-product operands, f32 everything else)`);
   const outputDir = String(f['output-dir']);
   const checkpointDir = path.join(outputDir, 'checkpoint');
 
@@ -168,6 +168,7 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
     gradientAccumulation: Number(f['gradient-accumulation']),
     maxGradNorm: Number(f['max-grad-norm']),
     seed: Number(f.seed),
+    fp16: f.fp16 === true,
   };
   const trainer = new Trainer(model, data, options, resumed?.meta.state);
   if (resumed) {

@@ -3,9 +3,10 @@
 // Legend: B batch, T new tokens, P cached (past) tokens, S = P + T keys, C = n_embd, NH = n_head,
 // HS = C / NH, V = vocab_size. Parameter names are HF's state_dict names ("transformer.h.0.attn.c_attn.weight").
 
+import { autocastOperand } from '../amp.js';
 import { causalAttention } from '../ops/attention.js';
 import { dropout } from '../ops/dropout.js';
-import { add, full, gelu, relu } from '../ops/elementwise.js';
+import { add, full, relu } from '../ops/elementwise.js';
 import { embedding } from '../ops/indexing.js';
 import { crossEntropy } from '../ops/loss.js';
 import { alignElements, windowElements } from '../ops/bindings.js';
@@ -64,11 +65,12 @@ const DEFAULTS: Omit<GPT2Config, 'model_type'> = {
   position_embedding_type: 'learned',
 };
 
-const ACTIVATIONS: Record<string, (x: Tensor) => Tensor> = {
-  gelu_new: (x) => gelu(x, 'tanh'),
-  gelu_pytorch_tanh: (x) => gelu(x, 'tanh'),
-  gelu: (x) => gelu(x),
-  relu: (x) => relu(x),
+/** HF's activation_function names. The GELUs are fused into c_fc's store (gelu's `approximate`); relu is its own op. */
+const ACTIVATIONS: Record<string, 'tanh' | 'none' | 'relu'> = {
+  gelu_new: 'tanh',
+  gelu_pytorch_tanh: 'tanh',
+  gelu: 'none',
+  relu: 'relu',
 };
 
 /** A full config from a partial one (e.g. a parsed config.json): HF defaults filled in, then checked. */
@@ -145,7 +147,8 @@ class GPT2Attention extends Module {
     this.c_proj = new Conv1D(C, C, config.initializer_range / Math.sqrt(2 * config.n_layer));
   }
 
-  forward(x: Tensor, past: LayerPast | undefined, keyPadding: Tensor | undefined): { out: Tensor; present: LayerPast } {
+  /** residual + dropout(c_proj(attention(x))): the block's residual add is fused into c_proj's store. */
+  forward(x: Tensor, past: LayerPast | undefined, keyPadding: Tensor | undefined, residual: Tensor): { out: Tensor; present: LayerPast } {
     const { n_head: NH, n_embd: C } = this.config;
     const [B, T] = x.shape as [number, number, number];
     const HS = C / NH;
@@ -164,7 +167,7 @@ class GPT2Attention extends Module {
     const attnDropout = this.training ? this.config.attn_pdrop : 0; // HF's attn_dropout, on the probabilities
     let o = causalAttention(q, k, v, { ...(keyPadding ? { keyPadding } : {}), scale, dropout: attnDropout }); // [B, NH, T, HS]
     o = reshape(permute(o, [0, 2, 1, 3]), [B, T, C]); // merge heads
-    o = dropout(this.c_proj.forward(o), this.config.resid_pdrop, this.training);
+    o = this.c_proj.forward(o, { dropout: this.training ? this.config.resid_pdrop : 0, residual }); // [B, T, C]
     return { out: o, present: { key: k, value: v } };
   }
 }
@@ -181,9 +184,11 @@ class GPT2MLP extends Module {
     this.c_proj = new Conv1D(C, inner, config.initializer_range / Math.sqrt(2 * config.n_layer));
   }
 
-  forward(x: Tensor): Tensor {
+  /** residual + dropout(c_proj(act(c_fc(x)))), the activation and the residual add fused into the products' stores. */
+  forward(x: Tensor, residual: Tensor): Tensor {
     const act = ACTIVATIONS[this.config.activation_function]!;
-    return dropout(this.c_proj.forward(act(this.c_fc.forward(x))), this.config.resid_pdrop, this.training);
+    const h = act === 'relu' ? relu(this.c_fc.forward(x)) : this.c_fc.forward(x, { gelu: act }); // [B, T, inner]
+    return this.c_proj.forward(h, { dropout: this.training ? this.config.resid_pdrop : 0, residual });
   }
 }
 
@@ -203,9 +208,8 @@ class GPT2Block extends Module {
   }
 
   forward(x: Tensor, past: LayerPast | undefined, keyPadding: Tensor | undefined): { out: Tensor; present: LayerPast } {
-    const a = this.attn.forward(this.ln_1.forward(x), past, keyPadding);
-    const h = add(x, a.out);
-    return { out: add(h, this.mlp.forward(this.ln_2.forward(h))), present: a.present };
+    const a = this.attn.forward(this.ln_1.forward(x), past, keyPadding, x); // x + attn(ln_1(x))
+    return { out: this.mlp.forward(this.ln_2.forward(a.out), a.out), present: a.present };
   }
 }
 
@@ -331,7 +335,7 @@ export class GPT2LMHeadModel extends Module {
     });
     x = t.ln_f.forward(x);
     if (logitsToKeep > 0 && logitsToKeep < T) x = slice(x, 1, T - logitsToKeep, T); // [B, logitsToKeep, C]
-    const logits = matmul(x, this.outputEmbedding, { transB: true }); // [B, T or logitsToKeep, V], no bias
+    const logits = matmul(autocastOperand(x), autocastOperand(this.outputEmbedding), { transB: true }); // [B, T or logitsToKeep, V] f32, no bias
     const out: GPT2Output = { logits };
     if (useCache) out.pastKeyValues = presents;
     if (labels) {

@@ -15,7 +15,7 @@
 
 import { crossEntropy } from '../ops/loss.js';
 import { dropout } from '../ops/dropout.js';
-import { add, expand, gelu, relu } from '../ops/elementwise.js';
+import { add, expand, relu } from '../ops/elementwise.js';
 import { embedding } from '../ops/indexing.js';
 import { linear, matmul } from '../ops/matmul.js';
 import { cat, permute, reshape, slice } from '../ops/shape.js';
@@ -89,10 +89,11 @@ const DEFAULTS: XLNetConfig = {
   eos_token_id: 2,
 };
 
-const ACTIVATIONS: Record<string, (x: Tensor) => Tensor> = {
-  gelu: (x) => gelu(x),
-  gelu_new: (x) => gelu(x, 'tanh'),
-  relu: (x) => relu(x),
+/** HF's ff_activation names. The GELUs are fused into layer_1's store (gelu's `approximate`); relu is its own op. */
+const ACTIVATIONS: Record<string, 'none' | 'tanh' | 'relu'> = {
+  gelu: 'none',
+  gelu_new: 'tanh',
+  relu: 'relu',
 };
 
 /** A full config from a partial one (a parsed config.json): HF defaults filled in (n_token, hidden_size aliases), then checked. */
@@ -247,10 +248,12 @@ class XLNetFeedForward extends Module {
     this.layer_2 = new Linear(di, d, { std });
   }
 
+  /** layer_norm(x + dropout(layer_2(dropout(act(layer_1(x)))))), the activations, dropouts and residual add fused into the products' stores. */
   forward(x: Tensor): Tensor {
-    const p = this.config.dropout;
-    const f = dropout(ACTIVATIONS[this.config.ff_activation]!(this.layer_1.forward(x)), p, this.training);
-    return this.layer_norm.forward(add(dropout(this.layer_2.forward(f), p, this.training), x));
+    const p = this.training ? this.config.dropout : 0;
+    const act = ACTIVATIONS[this.config.ff_activation]!;
+    const f = act === 'relu' ? dropout(relu(this.layer_1.forward(x)), p) : this.layer_1.forward(x, { gelu: act, dropout: p }); // [B, T, d_inner]
+    return this.layer_norm.forward(this.layer_2.forward(f, { dropout: p, residual: x }));
   }
 }
 

@@ -1,8 +1,9 @@
 // Layers with PyTorch's parameter names, shapes and default initialisation: Linear, Conv1D (Hugging Face), Embedding, LayerNorm, Dropout.
 
+import { autocastOperand } from '../amp.js';
 import { dropout } from '../ops/dropout.js';
 import { embedding } from '../ops/indexing.js';
-import { addmm, linear } from '../ops/matmul.js';
+import { addmm, linear, type Epilogue } from '../ops/matmul.js';
 import { layerNorm } from '../ops/norm.js';
 import { rand, randn } from '../random.js';
 import { zeros, type Tensor } from '../tensor.js';
@@ -28,8 +29,9 @@ export class Linear extends Module {
     else this.bias = parameter(initial([outFeatures], () => (std === undefined ? rand([outFeatures], { low: -k, high: k }) : zeros([outFeatures]))));
   }
 
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias ?? undefined);
+  /** `epilogue` (residual + dropout(gelu(y))) is fused into the product's store (ops/matmul.ts). Under autocast() x and W are read as f16. */
+  forward(x: Tensor, epilogue?: Epilogue): Tensor {
+    return linear(autocastOperand(x), autocastOperand(this.weight), this.bias ?? undefined, epilogue);
   }
 }
 
@@ -47,8 +49,9 @@ export class Conv1D extends Module {
     this.bias = parameter(initial([nf], () => zeros([nf])));
   }
 
-  forward(x: Tensor): Tensor {
-    return addmm(this.bias, x, this.weight);
+  /** `epilogue` (residual + dropout(gelu(y))) is fused into the product's store (ops/matmul.ts). Under autocast() x and W are read as f16. */
+  forward(x: Tensor, epilogue?: Epilogue): Tensor {
+    return addmm(this.bias, autocastOperand(x), autocastOperand(this.weight), epilogue);
   }
 }
 

@@ -9,10 +9,10 @@
 //   - kernels with structure (rows, matrix blocks) take a window of elements [start, start + count) that
 //     may start anywhere: it is bound from the aligned element at or below `start`, and the kernel adds
 //     `base` = start - that element (< 64) to its indices (windowOf, rowChunks).
-// Elements are 4 bytes (f32, i32): the kernels that split index u32/f32 arrays.
+// Elements are 4 bytes (f32, i32) for the kernels that split by flat chunks; matrix windows also take f16 operands.
 
 import { runtime, type BufferRange } from '../gpu/runtime.js';
-import type { Tensor } from '../tensor.js';
+import { BYTES_PER_ELEMENT, type Tensor } from '../tensor.js';
 import { fmt } from './util.js';
 
 /** A binding of part of a tensor: the kernel's element i of the window is range element base + i. */
@@ -41,20 +41,23 @@ export function fitsBinding(t: Tensor): boolean {
   return t.range.size <= runtime().bindingLimit;
 }
 
-function elementBytes(t: Tensor): void {
-  if (t.dtype === 'f16') throw new TypeError(`split bindings index 4-byte elements; ${fmt(t)} is f16`);
-}
-
-/** Elements [start, start + count) of t's memory, bound from the aligned element at or below start. */
+/**
+ * Elements [start, start + count) of t's memory, bound from the aligned element at or below start. f16 elements
+ * are 2 bytes: their alignment step is twice as many elements (base < 128), and the size is rounded up to whole
+ * 4-byte words. A window of count elements never spans more bytes than count f32 elements would.
+ */
 export function windowOf(t: Tensor, start: number, count: number): Window {
-  elementBytes(t);
-  const first = start - (start % alignElements());
+  const bytes = BYTES_PER_ELEMENT[t.dtype];
+  const align = (alignElements() * 4) / bytes;
+  const first = start - (start % align);
   const r = t.range;
-  return { range: { buf: r.buf, offset: r.offset + 4 * first, size: 4 * Math.max(1, start + count - first) }, base: start - first };
+  const size = Math.max(4, Math.ceil((bytes * (start + count - first)) / 4) * 4);
+  return { range: { buf: r.buf, offset: r.offset + bytes * first, size }, base: start - first };
 }
 
-/** Elements [start, start + count) of t's memory, for a start that flatChunks made aligned (base 0). */
+/** Elements [start, start + count) of t's memory, for a start that flatChunks made aligned (base 0); 4-byte elements. */
 export function rangeOf(t: Tensor, start: number, count: number): BufferRange {
+  if (t.dtype === 'f16') throw new TypeError(`rangeOf: ${fmt(t)} is f16; flat chunks index 4-byte elements`);
   const w = windowOf(t, start, count);
   if (w.base !== 0) throw new Error(`rangeOf: element ${start} of ${fmt(t)} is not at an aligned offset`);
   return w.range;

@@ -5,36 +5,40 @@ import { DROPOUT_WGSL } from '../../kernels/dropout.js';
 import { Kernel } from '../gpu/kernel.js';
 import { nextSeed } from '../random.js';
 import { empty, type Tensor } from '../tensor.js';
-import { dispatch, expectDtype, fmt, grid1d } from './util.js';
+import { launchElementwise } from './elementwise.js';
+import { expectDtype, fmt } from './util.js';
 
 const dropoutKernel = new Kernel('dropout', DROPOUT_WGSL);
 
-interface Options {
+export interface DropoutOptions {
   p: number;
   seed: number;
 }
 
-/** out = x * mask(seed) / (1 - p), elementwise; the same call with g gives the backward. */
-function launch(x: Tensor, { p, seed }: Options, label: string): Tensor {
+/** The keep threshold of drop probability p: element i is kept when its hash >= threshold (kernels/dropout.ts). */
+export function dropoutThreshold(p: number): number {
+  // p * 2^32 rounds to 2^32 only for p within 2^-33 of 1; clamp so it still fits a u32.
+  return Math.min(Math.round(p * 2 ** 32), 2 ** 32 - 1);
+}
+
+/**
+ * out = x * mask(seed) / (1 - p), elementwise; the same call with g gives the backward (also of a dropout fused
+ * into a matmul's store, which hashes the same flat indices).
+ */
+export function dropoutLaunch(x: Tensor, { p, seed }: DropoutOptions, label: string): Tensor {
   const out = empty(x.shape, 'f32', label);
-  dispatch(dropoutKernel, {
-    buffers: [x.range, out.range],
-    // p * 2^32 rounds to 2^32 only for p within 2^-33 of 1; clamp so it still fits a u32.
-    params: { n: x.size, seed, threshold: Math.min(Math.round(p * 2 ** 32), 2 ** 32 - 1), scale: 1 / (1 - p) },
-    grid: grid1d(x.size),
-    label: `${label} x${fmt(x)} p=${p}`,
-  });
+  launchElementwise(dropoutKernel, [x, out], x.size, { seed, threshold: dropoutThreshold(p), scale: 1 / (1 - p) }, `${label} x${fmt(x)} p=${p}`);
   return out;
 }
 
-const dropoutOp = defineOp<[Tensor], Options>({
+const dropoutOp = defineOp<[Tensor], DropoutOptions>({
   name: 'dropout',
   forward([x], options) {
-    return launch(x, options, 'dropout');
+    return dropoutLaunch(x, options, 'dropout');
   },
   // y = x * m / (1 - p) with the mask m fixed by the seed  =>  dx = g * m / (1 - p): the forward kernel on g.
   backward(g, { options }) {
-    return [launch(g, options, 'dropout_backward')];
+    return [dropoutLaunch(g, options, 'dropout_backward')];
   },
 });
 

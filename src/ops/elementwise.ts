@@ -1,13 +1,13 @@
 // Elementwise ops (forward + backward): unary maps, broadcasting add/sub/mul/div, scalar variants, expand, fill.
 
 import { defineOp } from '../autograd.js';
-import { ACCUMULATE_WGSL, FILL_WGSL, binaryWGSL, unaryBackwardWGSL, unaryWGSL, type BinaryOp, type UnaryOp } from '../../kernels/elementwise.js';
+import { ACCUMULATE_WGSL, FILL_WGSL, FROM_HALF_WGSL, TO_HALF_WGSL, binaryWGSL, unaryBackwardWGSL, unaryWGSL, type BinaryOp, type UnaryOp } from '../../kernels/elementwise.js';
 import { STRIDED_GATHER_WGSL } from '../../kernels/shape.js';
 import { Kernel, type ParamValues } from '../gpu/kernel.js';
 import { runtime } from '../gpu/runtime.js';
 import { empty, type DType, type Shape, type Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
-import { flatChunks, rangeOf } from './bindings.js';
+import { alignElements, flatChunks, rangeOf, windowOf } from './bindings.js';
 import { broadcastShapes, broadcastStrides, checkRank, dispatch, expectDtype, fmt, grid1d, kernelCache, sameShape } from './util.js';
 
 const unaryKernel = kernelCache<UnaryOp>('unary', unaryWGSL);
@@ -24,7 +24,8 @@ const accumulateKernel = new Kernel('accumulate', ACCUMULATE_WGSL);
 /**
  * Launches an elementwise kernel whose bindings are all `n` elements long (or [1], like clipGradNorm's
  * norm: `whole` tensors are bound as they are): once, or once per flat chunk when the tensors outgrow
- * one binding (ops/bindings.ts). The kernel's uniform `n` is the chunk's length.
+ * one binding (ops/bindings.ts). The kernel's uniform `n` is the chunk's length and `start` (for kernels
+ * that declare it, like dropout's hash of the flat index) the index of its first element.
  */
 export function launchElementwise(
   kernel: Kernel,
@@ -38,7 +39,7 @@ export function launchElementwise(
   for (const [start, count] of chunks) {
     dispatch(kernel, {
       buffers: tensors.map((t) => (whole.includes(t) ? t.range : chunks.length === 1 ? t.range : rangeOf(t, start, count))),
-      params: { ...params, n: count },
+      params: { ...params, n: count, start },
       grid: grid1d(count),
       label: chunks.length === 1 ? label : `${label} elements ${start}..${start + count - 1}`,
     });
@@ -66,11 +67,16 @@ const unaryOp = defineOp<[Tensor], { op: UnaryOp; s: number }>({
   backward(g, { inputs: [x], out, options: { op, s } }) {
     const slope = LINEAR[op];
     if (slope) return [slope(s) === 1 ? g : launchUnary('mul_s', g, slope(s))];
-    const dx = empty(x.shape, 'f32', `${op}_backward`);
-    launchElementwise(unaryBackwardKernel(op), [x, out, g, dx], x.size, { s }, `${op}_backward x${fmt(x)}`);
-    return [dx];
+    return [unaryBackward(op, x, out, g, s)];
   },
 });
+
+/** dx = g * f'(x) for y = f(x, s) (kernels/elementwise.ts; the GELUs read only x, so y may be x itself). */
+export function unaryBackward(op: UnaryOp, x: Tensor, y: Tensor, g: Tensor, s = 0): Tensor {
+  const dx = empty(x.shape, 'f32', `${op}_backward`);
+  launchElementwise(unaryBackwardKernel(op), [x, y, g, dx], x.size, { s }, `${op}_backward x${fmt(x)}`);
+  return dx;
+}
 
 export const neg = (x: Tensor): Tensor => unaryOp([x], { op: 'neg', s: 0 });
 export const exp = (x: Tensor): Tensor => unaryOp([x], { op: 'exp', s: 0 });
@@ -201,6 +207,50 @@ const expandOp = defineOp<[Tensor], Shape>({
     return [sumToShape(g, x.shape)];
   },
 });
+
+// ---- dtype casts ----
+
+const toHalfKernel = new Kernel('to_f16', TO_HALF_WGSL);
+const fromHalfKernel = new Kernel('from_f16', FROM_HALF_WGSL);
+
+function launchCast(x: Tensor, dtype: 'f32' | 'f16'): Tensor {
+  const out = empty(x.shape, dtype, `to_${dtype}`);
+  const toHalf = dtype === 'f16';
+  // A tensor over one binding (GPT-2's [V, C] embedding under autocast) converts in chunks of whole 128-element
+  // (256-byte f16) units, so every chunk starts aligned on both sides and packs whole word pairs.
+  const chunks = flatChunks(x.size, 2 * alignElements());
+  for (const [start, count] of chunks) {
+    const whole = chunks.length === 1;
+    dispatch(toHalf ? toHalfKernel : fromHalfKernel, {
+      buffers: whole ? [x.range, out.range] : [windowOf(x, start, count).range, windowOf(out, start, count).range],
+      params: { n: count },
+      grid: grid1d(toHalf ? Math.ceil(count / 2) : count),
+      label: `to_${dtype} x${fmt(x)}${whole ? '' : ` elements ${start}..${start + count - 1}`}`,
+    });
+  }
+  return out;
+}
+
+const castOp = defineOp<[Tensor], 'f32' | 'f16'>({
+  name: 'cast',
+  forward([x], dtype) {
+    return launchCast(x, dtype);
+  },
+  // y = x in another precision: dL/dx = g, cast back to x's precision.
+  backward(g, { inputs: [x] }) {
+    return [launchCast(g, x.dtype as 'f32' | 'f16')];
+  },
+});
+
+/**
+ * x converted between f32 and f16 (torch's x.half() / x.float()): to f16 rounds to nearest even (overflow gives
+ * inf), back to f32 is exact (kernels/elementwise.ts). The same dtype returns x itself.
+ */
+export function cast(x: Tensor, dtype: 'f32' | 'f16'): Tensor {
+  if (x.dtype === 'i32') throw new TypeError(`cast: ${fmt(x)} is i32; only f32 and f16 convert`);
+  if (dtype !== 'f32' && dtype !== 'f16') throw new TypeError(`cast: dtype must be 'f32' or 'f16', got ${String(dtype)}`);
+  return x.dtype === dtype ? x : castOp([x], dtype);
+}
 
 // ---- creation and in-place helpers (no gradient) ----
 

@@ -4,19 +4,35 @@
 // the leading "batch" dims broadcast NumPy-style. In a model, linear's input is x [B, T, C] and its weight
 // W [C_out, C], so y = x·Wᵀ + b is [B, T, C_out] (legend: B batch, T time, C channels).
 
-import { defineOp, type Grads } from '../autograd.js';
+import { defineOp, isGradEnabled, type Grads } from '../autograd.js';
 import { TILES, matmulGrid, matmulWGSL, type MatmulTiles } from '../../kernels/matmul.js';
 import { formatBytes } from '../gpu/pool.js';
 import { runtime } from '../gpu/runtime.js';
 import { empty, type Shape, type Tensor } from '../tensor.js';
+import { nextSeed } from '../random.js';
 import { fitsBinding, windowElements, windowOf, type Window } from './bindings.js';
+import { dropout as dropoutOp, dropoutLaunch, dropoutThreshold, type DropoutOptions } from './dropout.js';
+import { add, cast, gelu, unaryBackward } from './elementwise.js';
 import { sum } from './reduce.js';
-import { checkRank, dispatch, expectDtype, fmt, kernelCache, stridesOf } from './util.js';
+import { checkRank, dispatch, expectDtype, fmt, kernelCache, sameShape, stridesOf } from './util.js';
 
-type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':skinny'}${'' | ':window' | ':window+acc'}`;
+type Activation = 'gelu_tanh' | 'gelu_erf';
+type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':skinny'}${'' | ':window' | ':window+acc'}${'' | `:${Activation}${'' | '+pre'}`}${'' | ':drop'}${'' | ':res'}${'' | ':ha'}${'' | ':hb'}`;
 const matmulKernel = kernelCache<Key>('matmul', (key) =>
   matmulWGSL(
-    { transA: key[0] === 't', transB: key[1] === 't', bias: key.includes('+bias'), windowed: key.includes(':window'), accumulate: key.includes('+acc') },
+    {
+      transA: key[0] === 't',
+      transB: key[1] === 't',
+      bias: key.includes('+bias'),
+      windowed: key.includes(':window'),
+      accumulate: key.includes('+acc'),
+      activation: key.includes(':gelu_tanh') ? 'gelu_tanh' : key.includes(':gelu_erf') ? 'gelu_erf' : undefined,
+      savePre: key.includes('+pre'),
+      dropout: key.includes(':drop'),
+      residual: key.includes(':res'),
+      halfA: key.includes(':ha'),
+      halfB: key.includes(':hb'),
+    },
     key.includes(':skinny') ? SKINNY_TILES : TILES,
   ),
 );
@@ -56,8 +72,16 @@ function packed(strides: readonly number[], sizes: readonly number[], size: numb
   return strides.every((s, d) => s === size * prod(sizes.slice(d + 1)));
 }
 
+/** A fused store (kernels/matmul.ts): out = residual + dropout(activation(v)), with v itself written to `pre`. */
+interface Store {
+  activation?: Activation;
+  pre?: Tensor;
+  dropout?: DropoutOptions;
+  residual?: Tensor;
+}
+
 /**
- * out[kept..., M, N] = Σ over the summed batch dims of op(x[b]) · op(y[b])  (+ bias[N]).
+ * out[kept..., M, N] = Σ over the summed batch dims of op(x[b]) · op(y[b])  (+ bias[N]), then `store`'s epilogue.
  * `batch` lists the batch dims both operands are indexed by; summed[d] says whether dim d is summed away
  * (the gradient of an operand broadcast along d) or kept in the output. `shape` is the output's shape as
  * the caller wants it (its memory is [kept..., M, N] whatever size-1 dims it lists).
@@ -71,6 +95,7 @@ function product(
   summed: readonly boolean[],
   shape: Shape,
   bias?: Tensor,
+  store: Store = {},
 ): Tensor {
   // Size-1 dims index nothing.
   let dims = batch.map((size, d) => ({ size, sum: summed[d]!, sx: x.strides[d]!, sy: y.strides[d]! })).filter((d) => d.size !== 1);
@@ -92,7 +117,10 @@ function product(
   const sums = dims.filter((d) => d.sum);
   const out = empty(shape, 'f32', label);
   const skinny = M <= SKINNY_ROWS;
-  if (![x.t, y.t, out, ...(bias ? [bias] : [])].every(fitsBinding)) {
+  const { activation, pre, dropout, residual } = store;
+  const extras = [...(residual ? [residual] : []), ...(pre ? [pre] : [])];
+  if (![x.t, y.t, out, ...(bias ? [bias] : []), ...extras].every(fitsBinding)) {
+    if (activation || dropout || residual) throw new Error(`${label}: fused epilogues need every operand in one binding (the caller checks fusable())`);
     if (dims.length > 0) {
       throw new RangeError(
         `${label}: an operand is larger than one storage binding (${formatBytes(runtime().bindingLimit)}); only 2-D products ` +
@@ -102,10 +130,13 @@ function product(
     splitProduct(label, x, y, out, bias, [M, N, K], skinny);
     return out;
   }
-  const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${skinny ? ':skinny' : ''}`;
+  const epilogue = `${activation ? `:${activation}${pre ? '+pre' : ''}` : ''}${dropout ? ':drop' : ''}${residual ? ':res' : ''}` as const;
+  const half = `${x.t.dtype === 'f16' ? ':ha' : ''}${y.t.dtype === 'f16' ? ':hb' : ''}` as const;
+  const key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${skinny ? ':skinny' : ''}${epilogue}${half}` as Key;
   dispatch(matmulKernel(key), {
-    buffers: bias ? [x.t.range, y.t.range, bias.range, out.range] : [x.t.range, y.t.range, out.range],
+    buffers: [x.t.range, y.t.range, ...[bias, ...extras, out].flatMap((t) => (t ? [t.range] : []))],
     params: {
+      ...(dropout ? { seed: dropout.seed, threshold: dropoutThreshold(dropout.p), keep_scale: 1 / (1 - dropout.p) } : {}),
       M,
       N,
       K,
@@ -174,7 +205,8 @@ function splitProduct(label: string, x: Side, y: Side, out: Tensor, bias: Tensor
         const c = windowOf(out, m0 * ldc + n0, (m - 1) * ldc + n);
         const last = k0 + kc >= K;
         const bw = bias && last ? windowOf(bias, n0, n) : null;
-        const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bw ? '+bias' : ''}${skinny ? ':skinny' : ''}${k0 === 0 ? ':window' : ':window+acc'}`;
+        const half = `${x.t.dtype === 'f16' ? ':ha' : ''}${y.t.dtype === 'f16' ? ':hb' : ''}` as const;
+        const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bw ? '+bias' : ''}${skinny ? ':skinny' : ''}${k0 === 0 ? ':window' : ':window+acc'}${half}`;
         dispatch(matmulKernel(key), {
           buffers: bw ? [a.range, b.range, bw.range, c.range] : [a.range, b.range, c.range],
           params: {
@@ -225,9 +257,16 @@ interface Plan {
   out: number[];
 }
 
+/** Throws unless every operand is f32 or f16 (the kernel reads f16 operands exactly as f32). */
+function expectFloat(op: string, tensors: Record<string, Tensor>): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new TypeError(`${op}: expected f32 or f16 for ${name}, got ${t.dtype} ${fmt(t)}`);
+  }
+}
+
 /** torch.matmul's shape rules. A 1-D a [K] is a [1, K] row and a 1-D b [K] a [K, 1] column. */
 function plan(a: Tensor, b: Tensor, { transA, transB }: Flags): Plan {
-  expectDtype('matmul', 'f32', { a, b });
+  expectFloat('matmul', { a, b });
   checkRank('matmul', a);
   checkRank('matmul', b);
   for (const [name, t, trans] of [['a', a, transA], ['b', b, transB]] as const) {
@@ -276,13 +315,13 @@ function label(op: string, a: Tensor, b: Tensor, { transA, transB }: Flags): str
   return `${op} a${fmt(a)}${transA ? 'ᵀ' : ''} b${fmt(b)}${transB ? 'ᵀ' : ''}`;
 }
 
-/** C = op(A) · op(B) (+ bias), batched and broadcast as planned. */
-function forwardProduct(op: string, a: Tensor, b: Tensor, flags: Flags, bias?: Tensor): Tensor {
+/** C = op(A) · op(B) (+ bias, then `store`'s epilogue), batched and broadcast as planned. */
+function forwardProduct(op: string, a: Tensor, b: Tensor, flags: Flags, bias?: Tensor, store?: Store): Tensor {
   const p = plan(a, b, flags);
   const x: Side = { t: a, trans: flags.transA, strides: p.sa };
   const y: Side = { t: b, trans: flags.transB, strides: p.sb };
   const noneSummed = p.batch.map(() => false);
-  return product(label(op, a, b, flags), x, y, [p.M, p.N, p.K], p.batch, noneSummed, p.out, bias);
+  return product(label(op, a, b, flags), x, y, [p.M, p.N, p.K], p.batch, noneSummed, p.out, bias, store);
 }
 
 /**
@@ -314,7 +353,15 @@ function productGradients(g: Tensor, a: Tensor, b: Tensor, flags: Flags, [needA,
       ? product(`${what} dB`, dC(true), A(transA), [p.N, p.K, p.M], p.batch, p.bBroadcast, b.shape)
       : product(`${what} dB`, A(!transA), dC(false), [p.K, p.N, p.M], p.batch, p.bBroadcast, b.shape);
   }
-  return [da, db];
+  return [da && likeOperand(da, a), db && likeOperand(db, b)];
+}
+
+/** A gradient in its operand's dtype: an f16 operand's f32 product rounded once to f16. */
+function likeOperand(grad: Tensor, operand: Tensor): Tensor {
+  if (operand.dtype !== 'f16') return grad;
+  const half = cast(grad, 'f16');
+  grad.dispose();
+  return half;
 }
 
 // ---- matmul ----
@@ -334,7 +381,9 @@ const matmulOp = defineOp<[Tensor, Tensor], Flags>({
 /**
  * torch.matmul(a, b): a [..., M, K] · b [..., K, N] -> [..., M, N], batch dims broadcast; a 1-D a is a row
  * vector and a 1-D b a column vector (their dim is dropped from the result). `transA` / `transB` read an
- * operand as its transpose (a [..., K, M] gives op(a) [..., M, K]) without copying it. f32 only.
+ * operand as its transpose (a [..., K, M] gives op(a) [..., M, K]) without copying it. Operands are f32 or f16
+ * (either, or both: half the memory traffic); products and sums are f32 and so is the result (unlike torch,
+ * whose f16 product is rounded to f16: cast() it for that). An f16 operand's gradient is f16.
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   return matmulOp([a, b], { transA: options.transA ?? false, transB: options.transB ?? false });
@@ -361,7 +410,8 @@ const affineOp = defineOp<[Tensor, Tensor, Tensor], Flags>({
 
 /** Checks input [..., in] against a 2-D weight whose in_features sit on dim `inDim`, and the bias [out]. */
 function checkAffine(op: string, input: Tensor, weight: Tensor, bias: Tensor | undefined, inDim: 0 | 1): void {
-  expectDtype(op, 'f32', bias ? { input, weight, bias } : { input, weight });
+  expectFloat(op, { input, weight });
+  if (bias) expectDtype(op, 'f32', { bias });
   const layout = inDim === 1 ? '[out_features, in_features]' : '[in_features, out_features]';
   if (weight.ndim !== 2) throw new Error(`${op}: weight ${fmt(weight)} must be 2-D ${layout}`);
   const inF = weight.shape[inDim]!;
@@ -378,20 +428,109 @@ function checkAffine(op: string, input: Tensor, weight: Tensor, bias: Tensor | u
   }
 }
 
+// ---- fused epilogues: what follows a projection, done in its store ----
+
 /**
- * torch.nn.functional.linear: input [..., in] · weight[out, in]ᵀ (+ bias [out]) -> [..., out].
- * The weight is read transposed in place and the bias is added in the kernel's store.
+ * What follows an affine product in a transformer, applied in this order to y = x·W + b:
+ *   y = residual + dropout(gelu(y))
+ * (GPT-2's MLP: gelu(c_fc(x)); a block's output projections: x + dropout(c_proj(h))). Every part is optional.
  */
-export function linear(input: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+export interface Epilogue {
+  /** torch.nn.functional.gelu's `approximate`: 'tanh' is GPT-2's gelu_new, 'none' the exact erf form. */
+  gelu?: 'none' | 'tanh';
+  /** Dropout probability (training only: pass 0 in eval) and optionally its seed (default: nextSeed()). */
+  dropout?: number;
+  seed?: number;
+  /** A tensor of the output's shape, added last. */
+  residual?: Tensor;
+}
+
+interface FusedOptions {
+  flags: Flags;
+  activation?: Activation;
+  dropout?: DropoutOptions;
+}
+
+/** The fused op: inputs [x, w, bias] or [x, w, bias, residual]. */
+const fusedAffineOp = defineOp<Tensor[], FusedOptions>({
+  name: 'affine_fused',
+  forward([x, w, bias, residual], { flags, activation, dropout }, save) {
+    // The backward needs the activation's input; inference does not, and skips storing it.
+    const keep = activation && isGradEnabled() && [x, w, bias].some((t) => t!.requiresGrad);
+    const pre = keep ? empty([...x!.shape.slice(0, -1), w!.shape[flags.transB ? 0 : 1]!], 'f32', 'affine_pre') : undefined;
+    const out = forwardProduct(flags.transB ? 'linear' : 'addmm', x!, w!, flags, bias, {
+      ...(activation ? { activation } : {}),
+      ...(pre ? { pre } : {}),
+      ...(dropout ? { dropout } : {}),
+      ...(residual ? { residual } : {}),
+    });
+    if (pre) save(pre);
+    return out;
+  },
+  // y = r + drop(act(v)), v = x·op(W) + b:  dr = dy;  dv = act'(v) ⊙ (dy ⊙ mask / (1 - p));  then dx, dW, db
+  // from dv as for the plain affine op (the mask is regenerated from the seed; v was saved by the forward).
+  backward(g, { inputs: [x, w, , residual], options: { flags, activation, dropout }, saved: [pre], needsGrad }) {
+    let dv = dropout ? dropoutLaunch(g, dropout, 'affine_fused dropout_backward') : g;
+    if (activation) {
+      const masked = dv;
+      dv = unaryBackward(activation, pre!, pre!, masked);
+      if (masked !== g) masked.dispose();
+    }
+    const [dx, dw] = productGradients(dv, x!, w!, flags, needsGrad.slice(0, 2));
+    const db = needsGrad[2] ? sum(dv, [...Array(dv.ndim - 1).keys()]) : null;
+    if (dv !== g) dv.dispose();
+    return residual ? [dx, dw, db, needsGrad[3] ? g : null] : [dx, dw, db];
+  },
+});
+
+/** Whether the product and its epilogue can run as one launch: every operand and the output within one binding. */
+function fusable(x: Tensor, w: Tensor, bias: Tensor, outFeatures: number, residual?: Tensor): boolean {
+  const outBytes = (x.size / x.shape[x.ndim - 1]!) * outFeatures * 4;
+  return [x, w, bias, ...(residual ? [residual] : [])].every(fitsBinding) && outBytes <= runtime().bindingLimit;
+}
+
+function affine(op: 'linear' | 'addmm', input: Tensor, weight: Tensor, bias: Tensor | undefined, flags: Flags, epilogue: Epilogue): Tensor {
+  const { gelu: approximate, dropout: p = 0, residual } = epilogue;
+  if (!(p >= 0 && p < 1)) throw new RangeError(`${op}: dropout must be in [0, 1), got ${p}`);
+  const outFeatures = weight.shape[flags.transB ? 0 : 1]!;
+  const outShape = [...input.shape.slice(0, -1), outFeatures];
+  if (residual) {
+    expectDtype(op, 'f32', { residual });
+    if (!sameShape(residual.shape, outShape)) throw new Error(`${op}: residual ${fmt(residual)} must have the output's shape [${outShape}]`);
+  }
+  const seed = p > 0 ? (epilogue.seed ?? nextSeed()) : 0;
+  const activation: Activation | undefined = approximate === undefined ? undefined : approximate === 'tanh' ? 'gelu_tanh' : 'gelu_erf';
+  if (!activation && p === 0 && !residual) return bias ? affineOp([input, weight, bias], flags) : matmulOp([input, weight], flags);
+  if (bias && fusable(input, weight, bias, outFeatures, residual)) {
+    return fusedAffineOp([input, weight, bias, ...(residual ? [residual] : [])], {
+      flags,
+      ...(activation ? { activation } : {}),
+      ...(p > 0 ? { dropout: { p, seed } } : {}),
+    });
+  }
+  // Too large for one launch's bindings, or no bias: the same computation as separate ops (the same bits).
+  let y = bias ? affineOp([input, weight, bias], flags) : matmulOp([input, weight], flags);
+  if (approximate !== undefined) y = gelu(y, approximate);
+  if (p > 0) y = dropoutOp(y, p, true, seed);
+  return residual ? add(residual, y) : y;
+}
+
+/**
+ * torch.nn.functional.linear: input [..., in] · weight[out, in]ᵀ (+ bias [out]) -> [..., out], then the
+ * optional `epilogue` (residual + dropout(gelu(·))). The weight is read transposed in place; the bias and the
+ * epilogue are applied in the kernel's store.
+ */
+export function linear(input: Tensor, weight: Tensor, bias?: Tensor, epilogue: Epilogue = {}): Tensor {
   checkAffine('linear', input, weight, bias, 1);
-  return bias ? affineOp([input, weight, bias], LINEAR) : matmulOp([input, weight], LINEAR);
+  return affine('linear', input, weight, bias, LINEAR, epilogue);
 }
 
 /**
  * bias + input · mat2 with mat2 stored [in, out] (torch.addmm, extended to input [..., in]): Hugging Face's
- * Conv1D, the layout of every GPT-2 projection. The bias is added in the kernel's store.
+ * Conv1D, the layout of every GPT-2 projection. The bias and the optional `epilogue` (residual +
+ * dropout(gelu(·))) are applied in the kernel's store.
  */
-export function addmm(bias: Tensor, input: Tensor, mat2: Tensor): Tensor {
+export function addmm(bias: Tensor, input: Tensor, mat2: Tensor, epilogue: Epilogue = {}): Tensor {
   checkAffine('addmm', input, mat2, bias, 0);
-  return affineOp([input, mat2, bias], ADDMM);
+  return affine('addmm', input, mat2, bias, ADDMM, epilogue);
 }

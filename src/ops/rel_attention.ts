@@ -3,11 +3,11 @@
 import { defineOp } from '../autograd.js';
 import {
   REL_FLAGS,
-  REL_ROW_INFO_WGSL,
   relAttentionBackwardKeyWGSL,
   relAttentionBackwardQueryWGSL,
   relAttentionBackwardTableWGSL,
   relAttentionForwardWGSL,
+  relRowInfoWGSL,
   type RelAttentionVariant,
 } from '../../kernels/rel_attention.js';
 import { attentionBlock, attentionTile } from '../../kernels/attention.js';
@@ -27,7 +27,10 @@ const forwardKernel = kernelCache<Key>('rel_attention_forward', (k) => relAttent
 const dqKernel = kernelCache<Key>('rel_attention_backward_dq', (k) => relAttentionBackwardQueryWGSL(variantOf(k)));
 const dkvKernel = kernelCache<Key>('rel_attention_backward_dkv', (k) => relAttentionBackwardKeyWGSL(variantOf(k)));
 const dkrKernel = kernelCache<Key>('rel_attention_backward_dkr', (k) => relAttentionBackwardTableWGSL(variantOf(k)));
-const rowInfoKernel = new Kernel('rel_attention_backward_rows', REL_ROW_INFO_WGSL);
+const rowInfoKernels = [false, true].map((seg) => new Kernel(`rel_attention_backward_rows:${seg ? 1 : 0}`, relRowInfoWGSL(seg)));
+
+/** The backward's (p·z, ds) buffer holds at most this many bytes (the WebGPU default binding limit; less where the binding limit is lower). */
+const PAIR_BYTES = 128 * 2 ** 20;
 
 /** The host data of one attention call: which keys each query row may see, and its segments and positions. */
 export interface RelAttentionMasks {
@@ -111,22 +114,22 @@ interface Options {
 }
 
 /**
- * Variant, Params and grid for kernels whose workgroups own blocks of `n` rows of each of `groups` (b, h) pairs.
- * `staged`: the streamed rows' vec4 vectors in workgroup memory (2: keys k, v; 3: query rows qu, qv, do, plus
- * their (m, l, D) and position), or null for the d-table kernel, which stages nothing and owns one row per lane.
+ * Variant, Params and grid for kernels whose workgroups own blocks of `n` rows of each of `groups` pairs ((b, h), or
+ * (table, h) for dkr), over the chunk of (b, h) pairs bh0 .. bh0 + bhn. `staged`: the streamed rows' HS-long vectors
+ * in workgroup memory (k, v for the forward and the query side; qu, do for the key side; qv for the table side) and
+ * `extra` bytes more per streamed row.
  */
-function launch(o: Options, n: number, groups: number, staged: 2 | 3 | null): { key: Key; params: Record<string, number>; grid: [number, number] } {
+function launch(o: Options, n: number, groups: number, staged: number, extra: number, bh0 = 0, bhn = o.B * o.NH): { key: Key; params: Record<string, number>; grid: [number, number] } {
   const hs4 = o.HS / 4;
-  const { lanes, per } = staged === null ? { lanes: 64, per: 1 } : attentionBlock(n, hs4);
-  const bytes = runtime().limits.maxComputeWorkgroupStorageSize;
-  const tile = staged === null ? 1 : attentionTile(hs4, bytes, staged, staged === 3 ? 4 : 0);
+  const { lanes, per } = attentionBlock(n, hs4);
+  const tile = attentionTile(hs4, runtime().limits.maxComputeWorkgroupStorageSize, staged, extra);
   const blocks = Math.ceil(n / (lanes * per));
   return {
     key: `${hs4}:${lanes}:${per}:${tile}:${o.seg ? 1 : 0}:${o.dropout > 0 ? 1 : 0}`,
     params: {
       B: o.B, NH: o.NH, Q: o.Q, T: o.T, M: o.M, K: o.K, R: o.R, HS: o.HS, blocks, scale: o.scale, flags: o.flags,
       off_types: o.offsets.types, off_pad: o.offsets.pad, off_perm: o.offsets.perm,
-      seed: o.seed, threshold: Math.min(Math.round(o.dropout * 2 ** 32), 2 ** 32 - 1), keep_scale: 1 / (1 - o.dropout),
+      seed: o.seed, threshold: Math.min(Math.round(o.dropout * 2 ** 32), 2 ** 32 - 1), keep_scale: 1 / (1 - o.dropout), bh0, bhn,
     },
     grid: grid1d(blocks * groups, 1),
   };
@@ -138,7 +141,7 @@ const relAttentionOp = defineOp<Tensor[], Options>({
   forward([qq, k, v, kr, meta, efs], o, save) {
     const out = empty([o.B, o.NH, o.Q, o.HS], 'f32', 'rel_attention');
     const stats = empty([o.B, o.NH, o.Q, 2], 'f32', 'rel_attention_stats');
-    const { key, params, grid } = launch(o, o.Q, o.B * o.NH, 2);
+    const { key, params, grid } = launch(o, o.Q, o.B * o.NH, 2, 0);
     const inputs = [qq!.range, k!.range, v!.range, kr!.range, meta!.range, ...(efs ? [efs.range] : [])];
     dispatch(forwardKernel(key), { buffers: [...inputs, out.range, stats.range], params, grid, label: `relativeAttention q${fmt(qq!)} k${fmt(k!)} kr${fmt(kr!)}` });
     save(stats);
@@ -147,23 +150,45 @@ const relAttentionOp = defineOp<Tensor[], Options>({
   // s = qu·k_j + qv·kr_u + efs[s], x = s·scale - 1e30·blocked, o = Σ_j softmax(x)_j z_j v_j. With D = do·o and
   // ds = p (z do·v_j - D) scale: dqu = Σ_j ds k_j, dqv = Σ_j ds kr_u, defs[s] = Σ ds, dk_j = Σ_rows ds qu,
   // dv_j = Σ_rows p z do, dkr_u = Σ_(rows, j reading u) ds qv. meta is data: no gradient.
+  // The query-side kernel writes (p z, ds) of every pair for the key and table sides: Q·K·8 bytes per (b, h), so
+  // the three run over chunks of (b, h) pairs that keep that buffer within PAIR_BYTES and one binding.
   backward(g, { inputs: [qq, k, v, kr, meta, efs], options: o, out, saved: [stats] }) {
+    const pairBytes = o.Q * o.K * 8;
+    const chunk = Math.min(o.B * o.NH, Math.floor(Math.min(PAIR_BYTES, runtime().bindingLimit) / pairBytes));
+    if (chunk === 0) {
+      throw new RangeError(`relativeAttention_backward: one (b, h) pair's ${o.Q}×${o.K} (p·z, ds) buffer (${pairBytes} bytes) is over the binding limit of ${runtime().bindingLimit} bytes`);
+    }
     const rows = o.B * o.NH * o.Q;
     const hs4 = o.HS / 4;
     const doinfo = empty([rows, (hs4 + 1) * 4], 'f32', 'rel_attention_doinfo');
-    dispatch(rowInfoKernel, { buffers: [stats!.range, out.range, g.range, doinfo.range], params: { rows, hs4 }, grid: grid1d(rows, 64), label: 'relativeAttention_backward rows' });
-    const inputs = [qq!.range, k!.range, v!.range, kr!.range, meta!.range, ...(efs ? [efs.range] : []), doinfo.range];
+    dispatch(rowInfoKernels[efs ? 1 : 0]!, {
+      buffers: [stats!.range, out.range, g.range, ...(efs ? [efs.range] : []), doinfo.range],
+      params: { rows, hs4, scale: o.scale },
+      grid: grid1d(rows, 64),
+      label: 'relativeAttention_backward rows',
+    });
+    const dsp = empty([chunk, o.Q, o.K, 2], 'f32', 'rel_attention_dsp');
     // dq: dqu, dqv [2, B, NH, Q, HS], then defs [B, NH, Q, 2] in the same buffer.
     const dqAll = empty([2 * rows * o.HS + 4 * Math.ceil(rows / 2)], 'f32', 'rel_attention_dq');
-    const q = launch(o, o.Q, o.B * o.NH, 2);
-    dispatch(dqKernel(q.key), { buffers: [...inputs, dqAll.range], params: q.params, grid: q.grid, label: 'relativeAttention_backward dq' });
     const dkv = empty([2, o.B, o.NH, o.K, o.HS], 'f32', 'rel_attention_dkv');
-    const kv = launch(o, o.K, o.B * o.NH, 3);
-    dispatch(dkvKernel(kv.key), { buffers: [...inputs, dkv.range], params: kv.params, grid: kv.grid, label: 'relativeAttention_backward dk/dv' });
     const dkr = empty(kr!.shape, 'f32', 'rel_attention_dkr');
-    const t = launch(o, o.R, o.NT * o.NH, null);
-    dispatch(dkrKernel(t.key), { buffers: [...inputs, dkr.range], params: t.params, grid: t.grid, label: 'relativeAttention_backward dkr' });
+    for (let bh0 = 0; bh0 < o.B * o.NH; bh0 += chunk) {
+      const bhn = Math.min(chunk, o.B * o.NH - bh0);
+      const what = `(b, h) ${bh0}..${bh0 + bhn - 1}`;
+      const q = launch(o, o.Q, bhn, 2, 0, bh0, bhn);
+      dispatch(dqKernel(q.key), {
+        buffers: [qq!.range, k!.range, v!.range, kr!.range, meta!.range, doinfo.range, dqAll.range, dsp.range],
+        params: q.params,
+        grid: q.grid,
+        label: `relativeAttention_backward dq ${what}`,
+      });
+      const kv = launch(o, o.K, bhn, 2, 0, bh0, bhn);
+      dispatch(dkvKernel(kv.key), { buffers: [qq!.range, doinfo.range, dsp.range, dkv.range], params: kv.params, grid: kv.grid, label: `relativeAttention_backward dk/dv ${what}` });
+      const t = launch(o, o.R, o.NT * o.NH, 1, 4, bh0, bhn);
+      dispatch(dkrKernel(t.key), { buffers: [qq!.range, meta!.range, dsp.range, dkr.range], params: t.params, grid: t.grid, label: `relativeAttention_backward dkr ${what}` });
+    }
     doinfo.dispose();
+    dsp.dispose();
     const dqq = reshape(slice(dqAll, 0, 0, 2 * rows * o.HS), qq!.shape);
     const defs = efs ? reshape(slice(dqAll, 0, 2 * rows * o.HS, 2 * rows * o.HS + 2 * rows), efs.shape) : null;
     dqAll.dispose();

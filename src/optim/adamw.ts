@@ -1,12 +1,15 @@
 // AdamW (torch.optim.AdamW semantics) with one fused in-place WGSL update per parameter; state tensors live with the optimizer.
 
-import { ADAMW_WGSL } from '../../kernels/optim.js';
+import { STEP_COUNT_WGSL, adamwWGSL } from '../../kernels/optim.js';
 import { Kernel } from '../gpu/kernel.js';
+import { runtime } from '../gpu/runtime.js';
 import { launchElementwise } from '../ops/elementwise.js';
-import { Tensor, zeros } from '../tensor.js';
+import { Tensor, tensor, zeros } from '../tensor.js';
 import { fmt } from '../ops/util.js';
 
-const adamwKernel = new Kernel('adamw', ADAMW_WGSL);
+const adamwKernel = new Kernel('adamw', adamwWGSL(false));
+const guardedKernel = new Kernel('adamw_guarded', adamwWGSL(true));
+const stepCountKernel = new Kernel('adamw_step_count', STEP_COUNT_WGSL);
 
 export interface AdamWOptions {
   lr?: number;
@@ -50,9 +53,26 @@ export class AdamW {
     }
   }
 
-  /** One update of every parameter that has a .grad (recorded into the current command encoder; no read-back). */
-  step(): void {
+  /**
+   * Steps taken, counted on the GPU: made by the first guarded step (from the CPU counts, so a resumed run goes
+   * on counting) and from then on the count the bias corrections use. Null until then.
+   */
+  gpuSteps: Tensor | null = null;
+
+  /**
+   * One update of every parameter that has a .grad (recorded into the current command encoder; no read-back).
+   * With `guard` (dynamic loss scaling: optim/grad_scaler.ts), the whole step is skipped on the GPU when
+   * guard.found[0] is nonzero: the step count then lives in gpuSteps and the bias corrections are formed on the
+   * GPU (kernels/optim.ts); every state's CPU `step` counts the steps attempted until syncSteps() reads it back.
+   */
+  step(guard?: { found: Tensor }): void {
     const [beta1, beta2] = this.betas;
+    if (guard && !this.gpuSteps) {
+      const taken = Math.max(0, ...[...this.state.values()].map((s) => s.step));
+      this.gpuSteps = tensor(Float32Array.of(taken), [1]);
+      this.gpuSteps.untrack();
+    }
+    if (guard) runtime().dispatch(stepCountKernel, { buffers: [guard.found.range, this.gpuSteps!.range], grid: [1], label: 'adamw step count' });
     for (const p of this.params) {
       const g = p.grad;
       if (!g) continue;
@@ -65,22 +85,29 @@ export class AdamW {
         this.state.set(p, s);
       }
       s.step++;
+      // Elementwise, so a parameter larger than one binding (GPT-2's embedding) is updated in flat chunks.
+      const weightDecay = this.noDecay.has(p) ? 0 : this.weightDecay;
+      const shared = { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps: this.eps, decay: 1 - this.lr * weightDecay };
+      if (guard) {
+        const params = { ...shared, lr: this.lr, log2_beta1: Math.log2(beta1), log2_beta2: Math.log2(beta2) };
+        launchElementwise(guardedKernel, [g, p, s.expAvg, s.expAvgSq, guard.found, this.gpuSteps!], p.size, params, `adamw p${fmt(p)}`, {
+          whole: [guard.found, this.gpuSteps!],
+        });
+        continue;
+      }
       // Bias corrections in float64 on the CPU; only the final scalars go to the GPU.
       const bc1 = 1 - beta1 ** s.step;
       const bc2 = 1 - beta2 ** s.step;
-      // Elementwise, so a parameter larger than one binding (GPT-2's embedding) is updated in flat chunks.
-      const weightDecay = this.noDecay.has(p) ? 0 : this.weightDecay;
-      const params = {
-        beta2,
-        one_minus_beta1: 1 - beta1,
-        one_minus_beta2: 1 - beta2,
-        eps: this.eps,
-        decay: 1 - this.lr * weightDecay,
-        step_size: this.lr / bc1,
-        bc2_sqrt: Math.sqrt(bc2),
-      };
+      const params = { ...shared, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) };
       launchElementwise(adamwKernel, [g, p, s.expAvg, s.expAvgSq], p.size, params, `adamw p${fmt(p)}`);
     }
+  }
+
+  /** After guarded steps: reads the GPU's step count into every state's `step` (for a checkpoint). */
+  async syncSteps(): Promise<void> {
+    if (!this.gpuSteps) return;
+    const taken = await this.gpuSteps.item();
+    for (const s of this.state.values()) s.step = taken;
   }
 
   /** Frees every parameter's .grad (set_to_none). */
@@ -91,12 +118,14 @@ export class AdamW {
     }
   }
 
-  /** Frees the moment buffers. */
+  /** Frees the moment buffers (and the GPU step count). */
   dispose(): void {
     for (const s of this.state.values()) {
       s.expAvg.dispose();
       s.expAvgSq.dispose();
     }
     this.state.clear();
+    this.gpuSteps?.dispose();
+    this.gpuSteps = null;
   }
 }

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { atomicWriteFile, readBytes } from '../io/fs.js';
 import { fromFloat32, parseSafetensors, serializeSafetensors, toFloat32, type HostTensor } from '../io/safetensors.js';
 import type { AdamW } from '../optim/adamw.js';
+import type { GradScaler, GradScalerState } from '../optim/grad_scaler.js';
 import { loadPretrained, savePretrained, type PretrainedModel } from '../models/pretrained.js';
 import { zeros } from '../tensor.js';
 import type { TrainOptions, TrainerState } from './trainer.js';
@@ -30,6 +31,8 @@ export interface Checkpointable<S = TrainerState, O = TrainOptions> {
   dataId(): Record<string, number>;
   /** Tensors the run carries between steps besides weights and moments (XLNet's mems), read back to the host. */
   carried?(): Promise<Map<string, HostTensor>>;
+  /** Mixed precision's loss scaler, whose scale and growth tracker a checkpoint keeps. */
+  readonly scaler?: GradScaler | null;
 }
 
 /** What trainer_state.json holds. */
@@ -39,6 +42,8 @@ export interface CheckpointMeta<S = TrainerState, O = TrainOptions> {
   options: O;
   /** Per parameter name: AdamW's step count. */
   adamSteps: Record<string, number>;
+  /** The loss scaler's state, for a mixed-precision run. */
+  scaler?: GradScalerState;
   /** The trainer's dataId() when it was saved. */
   data: Record<string, number>;
   /** Anything the caller wants back (the CLI keeps its loss log and arguments here). */
@@ -55,6 +60,7 @@ export async function saveCheckpoint<S, O>(dir: string, trainer: Checkpointable<
   await savePretrained(trainer.model, tmp);
   const moments = new Map<string, HostTensor>();
   const adamSteps: Record<string, number> = {};
+  await trainer.optimizer.syncSteps(); // under loss scaling the steps taken are counted on the GPU
   for (const [name, p] of trainer.model.namedParameters()) {
     const s = trainer.optimizer.state.get(p);
     if (!s) continue;
@@ -70,6 +76,7 @@ export async function saveCheckpoint<S, O>(dir: string, trainer: Checkpointable<
     state: structuredClone(trainer.state),
     options: trainer.options,
     adamSteps,
+    ...(trainer.scaler ? { scaler: await trainer.scaler.state() } : {}),
     data: trainer.dataId(),
     extra,
   };
@@ -114,8 +121,9 @@ export async function loadCheckpoint<S = TrainerState, O = TrainOptions>(dir: st
   return { model, meta, moments, carried };
 }
 
-/** Puts saved AdamW moments and step counts back into a trainer's optimizer. */
+/** Puts saved AdamW moments and step counts (and the loss scaler's state) back into a trainer. */
 export function restoreOptimizer<S, O>(trainer: Checkpointable<S, O>, meta: CheckpointMeta<S, O>, moments: Map<string, HostTensor>): void {
+  if (meta.scaler && trainer.scaler) trainer.scaler.load(meta.scaler);
   for (const [name, p] of trainer.model.namedParameters()) {
     const step = meta.adamSteps[name];
     if (step === undefined) continue;

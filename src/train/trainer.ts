@@ -7,10 +7,12 @@
 // Every source of randomness is saved in TrainerState (data order is a pure function of (seed, epoch); dropout
 // seeds come from the global generator, whose state is saved), so a resumed run repeats the losses exactly.
 
+import { autocast } from '../amp.js';
 import { noGrad } from '../autograd.js';
 import { add, mul } from '../ops/elementwise.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
+import { GradScaler } from '../optim/grad_scaler.js';
 import { warmupCosine, warmupLinear } from '../optim/schedule.js';
 import { getRngState, manualSeed, setRngState, type GeneratorState } from '../random.js';
 import { tensor, tidy, type Tensor } from '../tensor.js';
@@ -31,6 +33,8 @@ export interface TrainOptions {
   adamEps: number;
   schedule: 'linear' | 'cosine';
   seed: number;
+  /** Mixed precision (GPT2-Chinese's --fp16, apex O1): the products' operands in f16 under autocast, dynamic loss scaling. */
+  fp16: boolean;
 }
 
 export const GPT2_CHINESE_TRAIN_DEFAULTS: TrainOptions = {
@@ -45,6 +49,7 @@ export const GPT2_CHINESE_TRAIN_DEFAULTS: TrainOptions = {
   adamEps: 1e-6,
   schedule: 'linear',
   seed: 42,
+  fp16: false,
 };
 
 /** Where a run is, besides its weights and optimizer moments: enough to resume it exactly. */
@@ -72,6 +77,8 @@ export interface StepResult {
 
 export class Trainer {
   readonly optimizer: AdamW;
+  /** With options.fp16: the loss scale, skipping steps whose f16 gradients overflowed (all on the GPU). */
+  readonly scaler: GradScaler | null;
   readonly totalSteps: number;
   readonly nCtx: number;
   state: TrainerState;
@@ -92,6 +99,7 @@ export class Trainer {
     }
     this.totalSteps = Math.max(1, estimatedTotalSteps(totalTokens, options));
     this.optimizer = new AdamW(model.parameters(), { lr: options.lr, eps: options.adamEps, weightDecay: options.weightDecay });
+    this.scaler = options.fp16 ? new GradScaler() : null;
     if (!state) manualSeed(options.seed);
     this.state = state ?? { epoch: 0, batch: 0, optimizerStep: 0, rng: getRngState() };
     setRngState(this.state.rng);
@@ -129,6 +137,8 @@ export class Trainer {
   /**
    * One optimizer step: up to gradientAccumulation micro-batches (fewer at the end of an epoch), each
    * forward + backward of loss / count; then clip, AdamW, zero the grads. Records GPU work; reads nothing back.
+   * With fp16 the forward runs under autocast and backward starts from the scaled loss; the gradients are
+   * unscaled before clipping, and the update is skipped (on the GPU) when they overflowed.
    */
   step(): StepResult {
     if (this.done) throw new Error('training: all epochs are done');
@@ -140,8 +150,9 @@ export class Trainer {
       const batch = this.plan[this.state.batch++]!;
       const loss = tidy(() => {
         const ids = tensor(batchTokens(this.pieces, batch, this.nCtx), [batchSize, this.nCtx], { dtype: 'i32' });
-        const l = this.model.forward({ inputIds: ids, labels: ids }).loss!;
-        mul(l, 1 / count).backward();
+        const l = autocast(() => this.model.forward({ inputIds: ids, labels: ids }).loss!, this.scaler !== null);
+        const part = mul(l, 1 / count);
+        (this.scaler ? this.scaler.scale(part) : part).backward();
         return l.detach();
       });
       if (total) {
@@ -155,9 +166,15 @@ export class Trainer {
     }
     const lr = this.lrAt(this.state.optimizerStep);
     tidy(() => {
+      this.scaler?.unscale_(this.optimizer);
       if (maxGradNorm > 0) clipGradNorm(this.optimizer.params, maxGradNorm);
       this.optimizer.lr = lr;
-      this.optimizer.step();
+      if (this.scaler) {
+        this.scaler.step(this.optimizer);
+        this.scaler.update();
+      } else {
+        this.optimizer.step();
+      }
     });
     this.model.zeroGrad();
     this.state.optimizerStep++;
@@ -172,8 +189,9 @@ export class Trainer {
     return { loss: mean, tokens: count * batchSize * this.nCtx, lr, epoch };
   }
 
-  /** Frees the optimizer's moments. */
+  /** Frees the optimizer's moments (and the loss scaler). */
   dispose(): void {
     this.optimizer.dispose();
+    this.scaler?.dispose();
   }
 }
