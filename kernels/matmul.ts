@@ -14,7 +14,9 @@
 // BK-deep slices: the workgroup stages A[BM×BK] and B[BK×BN] in workgroup memory, then every invocation
 // does a TM×TN outer product per k from registers, in vec4s. Invocation (tx, ty) owns TM/4 groups of 4
 // consecutive rows, WY·4 rows apart, and TN/4 groups of 4 consecutive columns, WX·4 columns apart, so
-// neighbouring invocations read neighbouring vec4s of the staged B tile.
+// neighbouring invocations read neighbouring vec4s of the staged B tile. The sizes are parameters (MatmulTiles,
+// below): which ones run is chosen per adapter, tuned once and cached (src/ops/matmul_tiles.ts). Every tile
+// shape sums each output's K products in the same order, k ascending.
 // Dispatch grid: [ceil(N / BN), ceil(M / BM), Z]. Out-of-range rows/columns/k are loaded as 0 and not
 // stored, so any M, N, K >= 0 works. Reference: test/reference/matmul.ts (float64).
 //
@@ -56,12 +58,95 @@ export interface MatmulTiles {
 }
 
 /**
- * Chosen with `node dist/bench/matmul.js --tune` on lavapipe (bench/RESULTS.md): 128×128 workgroup tiles,
- * 8×8 outputs per invocation, 8 deep. Larger register tiles won clearly there (every workgroup-memory read
- * is a per-lane gather on a CPU), and 128×128×8 with 8×8 per invocation is also the classic f32 shape
- * for discrete GPUs. Workgroup memory: 2 × 8 × (128 + 4) floats = 8.25 KiB, under WebGPU's guaranteed 16 KiB.
+ * The default, used where no tuned choice is cached for the adapter (src/ops/matmul_tiles.ts). Chosen on lavapipe
+ * (bench/RESULTS.md): 128×128 workgroup tiles, 8×8 outputs per invocation, 8 deep. Larger register tiles won clearly
+ * there (every workgroup-memory read is a per-lane gather on a CPU), and 128×128×8 with 8×8 per invocation is also the
+ * classic f32 shape for discrete GPUs. Workgroup memory: 2 × 8 × (128 + 4) floats = 8.25 KiB, under WebGPU's
+ * guaranteed 16 KiB; 256 invocations, WebGPU's guaranteed maximum (compatibility mode allows 128: there the first
+ * candidate below that fits is the default).
  */
 export const TILES: MatmulTiles = { WX: 16, WY: 16, TM: 8, TN: 8, BK: 8 };
+
+/**
+ * What tuneMatmul() (src/ops/matmul_tune.ts) races by default; each is used only where the adapter's limits allow it.
+ * The design space that matters: the register tile (4×4 to 8×16 outputs per invocation: more reuse of each
+ * workgroup-memory read, more registers), the workgroup tile (128×128 reuses each staged element most; 64×64 and
+ * the 128×64 rectangles launch 2–4× more workgroups, which a large GPU needs for GPT-2-sized products, and use less
+ * workgroup memory), and the K-slice depth (fewer barriers against more workgroup memory: BK 16 on 128×128 needs
+ * 16.5 KiB, over the 16 KiB every adapter guarantees).
+ */
+export const TILE_CANDIDATES: readonly MatmulTiles[] = [
+  TILES,
+  { WX: 16, WY: 16, TM: 8, TN: 8, BK: 4 },
+  { WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 },
+  { WX: 8, WY: 16, TM: 8, TN: 8, BK: 8 }, // 128×64, 128 invocations
+  { WX: 8, WY: 8, TM: 8, TN: 16, BK: 8 }, // 64×128, an 8×16 register tile
+  { WX: 8, WY: 8, TM: 8, TN: 8, BK: 16 }, // 64×64, 64 invocations
+  { WX: 16, WY: 16, TM: 4, TN: 4, BK: 16 }, // 64×64, 256 invocations with 4×4 each
+];
+
+/**
+ * Tiles for products with at most 4 rows (decoding one token: x [B, 1, C] · Wᵀ), first that fits the adapter. The
+ * square tile would compute 128 rows to keep 1; a 4 × 256 tile keeps the work (and the workgroup count)
+ * proportional. Its 16-deep slice needs 16.75 KiB of workgroup memory; 8 deep, 8.4 KiB, fits every adapter.
+ */
+export const SKINNY_TILES: readonly MatmulTiles[] = [
+  { WX: 64, WY: 1, TM: 4, TN: 4, BK: 16 },
+  { WX: 64, WY: 1, TM: 4, TN: 4, BK: 8 },
+];
+
+/** The adapter limits a tile shape must respect. */
+export type TileLimits = Pick<
+  GPUSupportedLimits,
+  'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupSizeY' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupStorageSize'
+>;
+
+/** Bytes of workgroup memory the kernel stages: As and Bs, BK rows of BM/4 + 1 and BN/4 + 1 vec4s (the padding). */
+export function workgroupBytes({ WX, WY, TM, TN, BK }: MatmulTiles): number {
+  return 16 * BK * ((WY * TM) / 4 + 1 + (WX * TN) / 4 + 1);
+}
+
+/**
+ * Why the kernel cannot use `tiles` (on an adapter with `limits`, when given), or null when it can. The kernel holds
+ * the register tile in vec4s (TM, TN multiples of 4) and has every invocation stage the same number of elements; at
+ * most 16×16 outputs per invocation, as TM·TN accumulators must stay in registers (more spills on any GPU).
+ */
+export function tilesProblem(tiles: MatmulTiles, limits?: TileLimits): string | null {
+  for (const k of ['WX', 'WY', 'TM', 'TN', 'BK'] as const) {
+    const v: unknown = tiles[k];
+    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 1)) return `${k} must be a positive integer, got ${JSON.stringify(v)}`;
+  }
+  const { WX, WY, TM, TN, BK } = tiles;
+  const threads = WX * WY;
+  if (TM % 4 !== 0 || TN % 4 !== 0) return `TM and TN must be multiples of 4 (got ${TM} and ${TN})`;
+  if (TM > 16 || TN > 16) return `TM and TN must be at most 16 (got ${TM} and ${TN})`;
+  if ((WY * TM * BK) % threads !== 0 || (WX * TN * BK) % threads !== 0) {
+    return `each staged tile (${WY * TM}×${BK} and ${BK}×${WX * TN}) must split evenly over the ${threads} invocations`;
+  }
+  if (!limits) return null;
+  const l = limits;
+  if (WX > l.maxComputeWorkgroupSizeX || WY > l.maxComputeWorkgroupSizeY || threads > l.maxComputeInvocationsPerWorkgroup) {
+    return (
+      `a ${WX}×${WY} workgroup is over this adapter's limits (${l.maxComputeWorkgroupSizeX}×${l.maxComputeWorkgroupSizeY}, ` +
+      `${l.maxComputeInvocationsPerWorkgroup} invocations)`
+    );
+  }
+  const bytes = workgroupBytes(tiles);
+  if (bytes > l.maxComputeWorkgroupStorageSize) return `it stages ${bytes} bytes of workgroup memory, over this adapter's ${l.maxComputeWorkgroupStorageSize}`;
+  return null;
+}
+
+/** The first of `preferred` that fits the adapter (every list here ends with a shape that fits any WebGPU adapter). */
+export function firstFitting(preferred: readonly MatmulTiles[], limits: TileLimits): MatmulTiles {
+  const fit = preferred.find((t) => tilesProblem(t, limits) === null);
+  if (!fit) throw new Error(`matmul: none of the tile shapes ${preferred.map(tilesName).join(', ')} fits this adapter`);
+  return fit;
+}
+
+/** A short unique name: "128x128x8/8x8" is BM×BN×BK with TM×TN outputs per invocation (WX = BN/TN, WY = BM/TM). */
+export function tilesName({ WX, WY, TM, TN, BK }: MatmulTiles): string {
+  return `${WY * TM}x${WX * TN}x${BK}/${TM}x${TN}`;
+}
 
 export interface MatmulVariant {
   transA: boolean;
@@ -84,19 +169,18 @@ export interface MatmulVariant {
 }
 
 /** Grid [x, y] covering an M×N output with `tiles`; z is the number of kept batch matrices. */
-export function matmulGrid(M: number, N: number, tiles: MatmulTiles = TILES): [number, number] {
+export function matmulGrid(M: number, N: number, tiles: MatmulTiles): [number, number] {
   return [Math.ceil(N / (tiles.WX * tiles.TN)), Math.ceil(M / (tiles.WY * tiles.TM))];
 }
 
-export function matmulWGSL(variant: MatmulVariant, tiles: MatmulTiles = TILES): string {
+export function matmulWGSL(variant: MatmulVariant, tiles: MatmulTiles): string {
   const { transA, transB, bias, windowed = false, accumulate = false, activation, savePre = false, dropout = false, residual = false } = variant;
   const { halfA = false, halfB = false } = variant;
+  const problem = tilesProblem(tiles);
+  if (problem) throw new Error(`matmul tiles ${JSON.stringify(tiles)}: ${problem}`);
   const { WX, WY, TM, TN, BK } = tiles;
   const threads = WX * WY;
   const [BM, BN] = [WY * TM, WX * TN];
-  if ((BM * BK) % threads !== 0 || (BN * BK) % threads !== 0 || TM % 4 !== 0 || TN % 4 !== 0) {
-    throw new Error(`matmul tiles ${JSON.stringify(tiles)}: TM and TN must be multiples of 4 and each staged tile must split evenly over the ${threads} invocations`);
-  }
   if (accumulate && !windowed) throw new Error('matmul: the accumulate variant is for split products (windowed)');
   if (windowed && (activation || dropout || residual)) throw new Error('matmul: fused epilogues are for unsplit products only');
   if (savePre && !activation) throw new Error('matmul: savePre stores the input of an activation; there is none');

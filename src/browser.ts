@@ -9,6 +9,9 @@ export { backward, defineOp, noGrad, isGradEnabled, setGradEnabled, zeroGrad, ty
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/matmul.js';
+export { matmulTiles, setMatmulTiles, saveMatmulTiles, describeTiles, type MatmulTileChoice, type AdapterIdentity } from './ops/matmul_tiles.js';
+export { tuneMatmul, matmulTuneShapes, type TuneOptions, type TuneShape, type TuneCandidate, type TuneResult } from './ops/matmul_tune.js';
+export { TILES, TILE_CANDIDATES, tilesProblem, type MatmulTiles } from '../kernels/matmul.js';
 export * from './ops/shape.js';
 export * from './ops/indexing.js';
 export { AdamW, type AdamWOptions, type AdamWState } from './optim/adamw.js';

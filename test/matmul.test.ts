@@ -38,8 +38,8 @@ function stored(M: number, K: number, N: number, transA = false, transB = false)
   return [transA ? [K, M] : [M, K], transB ? [N, K] : [K, N]];
 }
 
-// M×K×N. Tiles are 128×128 with an 8-deep K slice, registers hold 4-wide groups: these straddle every
-// boundary, include 1s and primes.
+// M×K×N. The default tiles are 128×128 with an 8-deep K slice, registers hold 4-wide groups: these straddle every
+// boundary, include 1s and primes (test/matmul_tiles.test.ts runs the other tile shapes).
 const SIZES: [number, number, number][] = [
   [1, 1, 1],
   [1, 37, 1],

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// The `webgpu-lm` command: train, generate, generate-texts, eval and vocab (GPT2-Chinese's workflow), fill (XLNet), info, demo.
+// The `webgpu-lm` command: train, generate, generate-texts, eval and vocab (GPT2-Chinese's workflow), fill (XLNet), info, demo, tune-matmul.
 
+// Every command reads the matmul tiles tuned for this adapter from the file cache (ops/matmul_tiles_node.ts).
+import '../ops/matmul_tiles_node.js';
 import { UsageError } from './args.js';
 import { demo } from './demo.js';
 import { evaluate } from './eval.js';
@@ -8,6 +10,7 @@ import { fill } from './fill.js';
 import { generateCommand, generateTextsCommand } from './generate.js';
 import { info } from './info.js';
 import { train } from './train.js';
+import { tuneMatmulCommand } from './tune_matmul.js';
 import { vocab } from './vocab.js';
 
 const HELP = `webgpu-lm — train and sample language models on WebGPU
@@ -23,6 +26,8 @@ commands:
   fill                 fill each <mask> of --text with an XLNet ("春花秋<mask>何时了")
   vocab                build a vocab.txt from a corpus (make_vocab.py flags)
   info                 show the WebGPU adapter, its features and limits
+  tune-matmul          race the matmul tile sizes on this adapter and cache the fastest
+                       (--quick on a CPU adapter; used by every later run)
   demo [--steps N]     train a small GPT-2 on the bundled Song-ci poems, then write some
                        (--xlnet: pretrain an XLNet and fill blanks; --mlp: an MLP instead)
 
@@ -32,6 +37,7 @@ environment:
   WEBGPU_LM_BACKEND    Dawn backend: vulkan | metal | d3d12 | ...
   WEBGPU_LM_ADAPTER    use the adapter whose name contains this text
   WEBGPU_LM_VALIDATE   1 = check every kernel launch separately (slow; names the failing kernel)
+  WEBGPU_LM_CACHE_DIR  where tuned matmul tiles are cached (default $XDG_CACHE_HOME/webgpu-lm or ~/.cache/webgpu-lm)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -52,6 +58,8 @@ async function main(argv: string[]): Promise<number> {
     case 'info':
       await info();
       return 0;
+    case 'tune-matmul':
+      return tuneMatmulCommand(rest);
     case 'demo':
       await demo(rest);
       return 0;

@@ -5,7 +5,8 @@
 // W [C_out, C], so y = x·Wᵀ + b is [B, T, C_out] (legend: B batch, T time, C channels).
 
 import { defineOp, isGradEnabled, type Grads } from '../autograd.js';
-import { TILES, matmulGrid, matmulWGSL, type MatmulTiles } from '../../kernels/matmul.js';
+import { matmulGrid, matmulWGSL, tilesName, type MatmulTiles } from '../../kernels/matmul.js';
+import { Kernel } from '../gpu/kernel.js';
 import { formatBytes } from '../gpu/pool.js';
 import { runtime } from '../gpu/runtime.js';
 import { empty, type Shape, type Tensor } from '../tensor.js';
@@ -14,13 +15,23 @@ import { fitsBinding, windowElements, windowOf, type Window } from './bindings.j
 import { dropout as dropoutOp, dropoutLaunch, dropoutThreshold, type DropoutOptions } from './dropout.js';
 import { add, cast, gelu, unaryBackward } from './elementwise.js';
 import { sum } from './reduce.js';
-import { checkRank, dispatch, expectDtype, fmt, kernelCache, sameShape, stridesOf } from './util.js';
+import { matmulTiles } from './matmul_tiles.js';
+import { checkRank, dispatch, expectDtype, fmt, sameShape, stridesOf } from './util.js';
 
 type Activation = 'gelu_tanh' | 'gelu_erf';
-type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':skinny'}${'' | ':window' | ':window+acc'}${'' | `:${Activation}${'' | '+pre'}`}${'' | ':drop'}${'' | ':res'}${'' | ':ha'}${'' | ':hb'}`;
-const matmulKernel = kernelCache<Key>('matmul', (key) =>
-  matmulWGSL(
-    {
+type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':window' | ':window+acc'}${'' | `:${Activation}${'' | '+pre'}`}${'' | ':drop'}${'' | ':res'}${'' | ':ha'}${'' | ':hb'}`;
+
+const kernels = new Map<string, Kernel>();
+
+/**
+ * The kernel for a variant and a tile shape, built on first use; the runtime caches its pipeline, so a new tile
+ * choice (ops/matmul_tiles.ts) compiles its own and going back to an earlier one compiles nothing.
+ */
+function matmulKernel(key: Key, tiles: MatmulTiles): Kernel {
+  const name = `matmul:${key}@${tilesName(tiles)}`;
+  let kernel = kernels.get(name);
+  if (!kernel) {
+    const variant = {
       transA: key[0] === 't',
       transB: key[1] === 't',
       bias: key.includes('+bias'),
@@ -32,17 +43,20 @@ const matmulKernel = kernelCache<Key>('matmul', (key) =>
       residual: key.includes(':res'),
       halfA: key.includes(':ha'),
       halfB: key.includes(':hb'),
-    },
-    key.includes(':skinny') ? SKINNY_TILES : TILES,
-  ),
-);
+    } as const;
+    kernels.set(name, (kernel = new Kernel(name, matmulWGSL(variant, tiles))));
+  }
+  return kernel;
+}
 
-/**
- * Tiles for products with at most 4 rows (decoding one token: x [B, 1, C] · Wᵀ). The square 128×128 tile
- * would compute 128 rows to keep 1; a 4 × 256 tile keeps the work (and the workgroup count) proportional.
- */
-const SKINNY_TILES: MatmulTiles = { WX: 64, WY: 1, TM: 4, TN: 4, BK: 16 };
+/** Products with at most this many rows (decoding one token: x [B, 1, C] · Wᵀ) use the skinny tiles. */
 const SKINNY_ROWS = 4;
+
+/** The tiles a product with M rows runs with on this device. */
+function tilesFor(M: number): MatmulTiles {
+  const { tiles, skinny } = matmulTiles();
+  return M <= SKINNY_ROWS ? skinny : tiles;
+}
 
 /** Read an operand transposed (its last two dims swapped) without copying it. */
 export interface MatmulOptions {
@@ -116,7 +130,7 @@ function product(
   const kept = dims.filter((d) => !d.sum);
   const sums = dims.filter((d) => d.sum);
   const out = empty(shape, 'f32', label);
-  const skinny = M <= SKINNY_ROWS;
+  const tiles = tilesFor(M);
   const { activation, pre, dropout, residual } = store;
   const extras = [...(residual ? [residual] : []), ...(pre ? [pre] : [])];
   if (![x.t, y.t, out, ...(bias ? [bias] : []), ...extras].every(fitsBinding)) {
@@ -127,13 +141,13 @@ function product(
           '(after folding a shared weight\'s batch into M or K) are split. Use a smaller batch or a GPU with a larger limit.',
       );
     }
-    splitProduct(label, x, y, out, bias, [M, N, K], skinny);
+    splitProduct(label, x, y, out, bias, [M, N, K], tiles);
     return out;
   }
   const epilogue = `${activation ? `:${activation}${pre ? '+pre' : ''}` : ''}${dropout ? ':drop' : ''}${residual ? ':res' : ''}` as const;
   const half = `${x.t.dtype === 'f16' ? ':ha' : ''}${y.t.dtype === 'f16' ? ':hb' : ''}` as const;
-  const key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${skinny ? ':skinny' : ''}${epilogue}${half}` as Key;
-  dispatch(matmulKernel(key), {
+  const key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${epilogue}${half}` as Key;
+  dispatch(matmulKernel(key, tiles), {
     buffers: [x.t.range, y.t.range, ...[bias, ...extras, out].flatMap((t) => (t ? [t.range] : []))],
     params: {
       ...(dropout ? { seed: dropout.seed, threshold: dropoutThreshold(dropout.p), keep_scale: 1 / (1 - dropout.p) } : {}),
@@ -150,7 +164,7 @@ function product(
       sumA: sums.map((d) => d.sx),
       sumB: sums.map((d) => d.sy),
     },
-    grid: [...matmulGrid(M, N, skinny ? SKINNY_TILES : TILES), prod(kept.map((d) => d.size))],
+    grid: [...matmulGrid(M, N, tiles), prod(kept.map((d) => d.size))],
     label,
   });
   return out;
@@ -188,8 +202,7 @@ function productBlocks([M, N, K]: [number, number, number], transA: boolean, tra
  * bias is added by the last. Every output element is summed in the same order as in one launch: the result
  * is the same bits.
  */
-function splitProduct(label: string, x: Side, y: Side, out: Tensor, bias: Tensor | undefined, [M, N, K]: [number, number, number], skinny: boolean): void {
-  const tiles = skinny ? SKINNY_TILES : TILES;
+function splitProduct(label: string, x: Side, y: Side, out: Tensor, bias: Tensor | undefined, [M, N, K]: [number, number, number], tiles: MatmulTiles): void {
   const [mc, nc, kc] = productBlocks([M, N, K], x.trans, y.trans, tiles);
   const [lda, ldb, ldc] = [x.trans ? M : K, y.trans ? K : N, N];
   // Elements [start, start + count) of t; an empty operand (K = 0) is bound as it is and never read.
@@ -206,8 +219,8 @@ function splitProduct(label: string, x: Side, y: Side, out: Tensor, bias: Tensor
         const last = k0 + kc >= K;
         const bw = bias && last ? windowOf(bias, n0, n) : null;
         const half = `${x.t.dtype === 'f16' ? ':ha' : ''}${y.t.dtype === 'f16' ? ':hb' : ''}` as const;
-        const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bw ? '+bias' : ''}${skinny ? ':skinny' : ''}${k0 === 0 ? ':window' : ':window+acc'}${half}`;
-        dispatch(matmulKernel(key), {
+        const key: Key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bw ? '+bias' : ''}${k0 === 0 ? ':window' : ':window+acc'}${half}`;
+        dispatch(matmulKernel(key, tiles), {
           buffers: bw ? [a.range, b.range, bw.range, c.range] : [a.range, b.range, c.range],
           params: {
             M: m,
