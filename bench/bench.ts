@@ -378,7 +378,7 @@ console.log(`adapter: ${adapter}${QUICK ? '   (--quick sizes)' : ''}`);
 const subgroupMatrix = ((rt.gpu.device.adapterInfo as unknown as { subgroupMatrixConfigs?: unknown[] })?.subgroupMatrixConfigs ?? []).length;
 
 const roofs = await measureRoofs(QUICK, BUDGET_MS);
-console.log(`roofs: copy ${roofs.copyGBs.toFixed(1)} GB/s (${formatBytes(roofs.copyBytes)} vec4 copy), FMA ${roofs.fmaGflops.toFixed(1)} GFLOP/s (f32)\n`);
+console.log(`roofs: copy ${roofs.copyGBs.toFixed(1)} GB/s (${formatBytes(roofs.copyBytes)} vec4 copy), FMA ${roofs.fmaGflops.toFixed(1)} GFLOP/s (f32)${roofs.fmaF16Gflops === null ? '' : `, ${roofs.fmaF16Gflops.toFixed(1)} GFLOP/s (f16)`}\n`);
 
 const peers: Peer[] = [];
 const peerInfo: Record<string, string> = {};

@@ -40,6 +40,12 @@
 // when staged, so an f16 operand costs half the memory traffic while the products and sums stay f32 (no
 // `shader-f16` needed). In a split product a window's base counts halves. c is f32: the accumulator's precision,
 // which the caller may round to f16.
+//
+// vec4 loads (vecA, vecB; unsplit products): when an operand's stored rows are a multiple of 4 elements long and
+// every matrix of it starts on a multiple of 4, its tile is staged with one 16-byte load (8 for f16) of 4
+// neighbours along the stored row instead of 4 scalar loads: a quarter of the load instructions. The staged
+// values, and so the result's bits, are the same as the scalar path's. Rows along k (A not transposed, B
+// transposed) are spread over 4 k rows of the staged tile; rows along m or n land as one vec4 of it.
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { MATH_WGSL } from './elementwise.js';
@@ -109,7 +115,8 @@ export function workgroupBytes({ WX, WY, TM, TN, BK }: MatmulTiles): number {
 /**
  * Why the kernel cannot use `tiles` (on an adapter with `limits`, when given), or null when it can. The kernel holds
  * the register tile in vec4s (TM, TN multiples of 4) and has every invocation stage the same number of elements; at
- * most 16×16 outputs per invocation, as TM·TN accumulators must stay in registers (more spills on any GPU).
+ * most 16×16 outputs per invocation, as TM·TN accumulators must stay in registers (more spills on any GPU); BK a
+ * multiple of 4, so vec4 loads along k stay inside one slice.
  */
 export function tilesProblem(tiles: MatmulTiles, limits?: TileLimits): string | null {
   for (const k of ['WX', 'WY', 'TM', 'TN', 'BK'] as const) {
@@ -123,6 +130,7 @@ export function tilesProblem(tiles: MatmulTiles, limits?: TileLimits): string | 
   if ((WY * TM * BK) % threads !== 0 || (WX * TN * BK) % threads !== 0) {
     return `each staged tile (${WY * TM}×${BK} and ${BK}×${WX * TN}) must split evenly over the ${threads} invocations`;
   }
+  if (BK % 4 !== 0) return `BK must be a multiple of 4, for vec4 loads along k (got ${BK})`;
   if (!limits) return null;
   const l = limits;
   if (WX > l.maxComputeWorkgroupSizeX || WY > l.maxComputeWorkgroupSizeY || threads > l.maxComputeInvocationsPerWorkgroup) {
@@ -166,6 +174,9 @@ export interface MatmulVariant {
   /** A (B) is f16, two elements to a u32 word. */
   halfA?: boolean;
   halfB?: boolean;
+  /** Stage A (B) with vec4 loads: its stored rows and matrix starts are multiples of 4 elements (unsplit only). */
+  vecA?: boolean;
+  vecB?: boolean;
 }
 
 /** Grid [x, y] covering an M×N output with `tiles`; z is the number of kept batch matrices. */
@@ -175,7 +186,7 @@ export function matmulGrid(M: number, N: number, tiles: MatmulTiles): [number, n
 
 export function matmulWGSL(variant: MatmulVariant, tiles: MatmulTiles): string {
   const { transA, transB, bias, windowed = false, accumulate = false, activation, savePre = false, dropout = false, residual = false } = variant;
-  const { halfA = false, halfB = false } = variant;
+  const { halfA = false, halfB = false, vecA = false, vecB = false } = variant;
   const problem = tilesProblem(tiles);
   if (problem) throw new Error(`matmul tiles ${JSON.stringify(tiles)}: ${problem}`);
   const { WX, WY, TM, TN, BK } = tiles;
@@ -184,6 +195,9 @@ export function matmulWGSL(variant: MatmulVariant, tiles: MatmulTiles): string {
   if (accumulate && !windowed) throw new Error('matmul: the accumulate variant is for split products (windowed)');
   if (windowed && (activation || dropout || residual)) throw new Error('matmul: fused epilogues are for unsplit products only');
   if (savePre && !activation) throw new Error('matmul: savePre stores the input of an activation; there is none');
+  if (windowed && (vecA || vecB)) throw new Error('matmul: vec4 loads are for unsplit products only');
+  // vec4s staged per slice: A is BM×BK, B is BK×BN elements; a tile that does not split evenly leaves some idle.
+  const [vecsA, vecsB] = [(BM * BK) / 4, (BK * BN) / 4];
   // Storage bindings in order: a, b, then whichever of bias, r, pre the variant has, then c.
   let next = 3;
   const slot = (): number => next++;
@@ -203,20 +217,8 @@ struct Params {
   sumShape: array<vec4<u32>, 2>, sumA: array<vec4<u32>, 2>, sumB: array<vec4<u32>, 2>,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-#if ${halfA}
-@group(0) @binding(1) var<storage, read> a: array<u32>;
-fn load_a(i: u32) -> f32 { return unpack2x16float(a[i >> 1u])[i & 1u]; }
-#else
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-fn load_a(i: u32) -> f32 { return a[i]; }
-#endif
-#if ${halfB}
-@group(0) @binding(2) var<storage, read> b: array<u32>;
-fn load_b(i: u32) -> f32 { return unpack2x16float(b[i >> 1u])[i & 1u]; }
-#else
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-fn load_b(i: u32) -> f32 { return b[i]; }
-#endif
+${operandWGSL('a', 1, halfA, vecA)}
+${operandWGSL('b', 2, halfB, vecB)}
 #if ${bias}
 @group(0) @binding(${biasAt}) var<storage, read> bias: array<f32>;
 #endif
@@ -317,6 +319,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var k0 = 0u; k0 < p.K; k0 += BK) {
       // Stage A[m0 .. m0+BM, k0 .. k0+BK]. The flat index e walks the stored row (the contiguous
       // direction in memory) fastest, so neighbouring invocations read neighbouring words.
+#if ${vecA}
+      for (var s = 0u; s < ${Math.ceil(vecsA / threads)}u; s++) {
+        let e = li + s * THREADS;
+        if (e >= ${vecsA}u) { break; }
+#if ${transA}
+        let m = (e % ${BM / 4}u) * 4u;
+        let k = e / ${BM / 4}u;
+#else
+        let k = (e % ${BK / 4}u) * 4u;
+        let m = e / ${BK / 4}u;
+#endif
+        let gm = m0 + m;
+        let gk = k0 + k;
+        var v = vec4<f32>();
+        if (gm < p.M && gk < p.K) {
+#if ${transA}
+          v = load_a4((offA + gk * lda + gm) / 4u);
+        }
+        As[k * AS4 + m / 4u] = v;
+#else
+          v = load_a4((offA + gm * lda + gk) / 4u);
+        }
+        for (var j = 0u; j < 4u; j++) { As[(k + j) * AS4 + m / 4u][m % 4u] = v[j]; }
+#endif
+      }
+#else
       for (var s = 0u; s < ${(BM * BK) / threads}u; s++) {
         let e = li + s * THREADS;
 #if ${transA}
@@ -338,7 +366,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
         As[k * AS4 + m / 4u][m % 4u] = v;
       }
+#endif
       // Stage B[k0 .. k0+BK, n0 .. n0+BN].
+#if ${vecB}
+      for (var s = 0u; s < ${Math.ceil(vecsB / threads)}u; s++) {
+        let e = li + s * THREADS;
+        if (e >= ${vecsB}u) { break; }
+#if ${transB}
+        let k = (e % ${BK / 4}u) * 4u;
+        let n = e / ${BK / 4}u;
+#else
+        let n = (e % ${BN / 4}u) * 4u;
+        let k = e / ${BN / 4}u;
+#endif
+        let gn = n0 + n;
+        let gk = k0 + k;
+        var v = vec4<f32>();
+        if (gn < p.N && gk < p.K) {
+#if ${transB}
+          v = load_b4((offB + gn * ldb + gk) / 4u);
+        }
+        for (var j = 0u; j < 4u; j++) { Bs[(k + j) * BS4 + n / 4u][n % 4u] = v[j]; }
+#else
+          v = load_b4((offB + gk * ldb + gn) / 4u);
+        }
+        Bs[k * BS4 + n / 4u] = v;
+#endif
+      }
+#else
       for (var s = 0u; s < ${(BN * BK) / threads}u; s++) {
         let e = li + s * THREADS;
 #if ${transB}
@@ -360,6 +415,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
         Bs[k * BS4 + n / 4u][n % 4u] = v;
       }
+#endif
       workgroupBarrier();
 
       // Per k, a TM×TN outer product from registers: TM/4 + TN/4 vec4 reads of workgroup memory feed
@@ -406,4 +462,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
   }
 }`;
+}
+
+
+/**
+ * Operand `name`'s binding and loader: load_<name>(i) reads element i as f32; with `vec`, load_<name>4(i4) reads
+ * elements 4·i4 .. 4·i4 + 3 in one load (16 bytes of f32, or 8 bytes of f16 as two words).
+ */
+function operandWGSL(name: 'a' | 'b', binding: number, half: boolean, vec: boolean): string {
+  if (vec) {
+    return half
+      ? `@group(0) @binding(${binding}) var<storage, read> ${name}: array<vec2<u32>>;
+fn load_${name}4(i4: u32) -> vec4<f32> { let w = ${name}[i4]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }`
+      : `@group(0) @binding(${binding}) var<storage, read> ${name}: array<vec4<f32>>;
+fn load_${name}4(i4: u32) -> vec4<f32> { return ${name}[i4]; }`;
+  }
+  return half
+    ? `@group(0) @binding(${binding}) var<storage, read> ${name}: array<u32>;
+fn load_${name}(i: u32) -> f32 { return unpack2x16float(${name}[i >> 1u])[i & 1u]; }`
+    : `@group(0) @binding(${binding}) var<storage, read> ${name}: array<f32>;
+fn load_${name}(i: u32) -> f32 { return ${name}[i]; }`;
 }

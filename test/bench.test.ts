@@ -17,9 +17,10 @@ const out = path.join(tmp, 'bench.json');
 
 interface Report {
   adapter: string;
+  features: string[];
   quick: boolean;
   seconds: number;
-  roofs: { copyGBs: number; fmaGflops: number };
+  roofs: { copyGBs: number; fmaGflops: number; fmaF16Gflops: number | null };
   peers: Record<string, string>;
   kernels: { family: string; name: string; valid: boolean; error?: string; ms?: number; pctRoof?: number; gbs?: number; gflops?: number }[];
   matmulRaces: { name: string; oursMs: number; peers: Record<string, { valid: boolean; error?: string; ms?: number; oursSpeedup?: number }> }[];
@@ -53,6 +54,9 @@ describe('npm run bench -- --quick', () => {
     expect(report.quick).toBe(true);
     expect(report.adapter.length).toBeGreaterThan(0);
     expect(positive(report.roofs.copyGBs) && positive(report.roofs.fmaGflops)).toBe(true);
+    // The f16 roof exists exactly where the adapter has shader-f16 (lavapipe has it).
+    if (report.features.includes('shader-f16')) expect(positive(report.roofs.fmaF16Gflops ?? undefined)).toBe(true);
+    else expect(report.roofs.fmaF16Gflops).toBeNull();
   });
 
   it('validates every kernel family before timing it, and every timing is finite against the roof', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import * as w from '../src/index.js';
-import { tilesName } from '../kernels/matmul.js';
+import { SKINNY_TILES, matmulGrid, matmulWGSL, tilesName } from '../kernels/matmul.js';
 import { kernelVersion } from '../src/ops/matmul_tiles.js';
 import { tuneMatmulCommand } from '../src/cli/tune_matmul.js';
 import { geluTanh } from './reference/elementwise.js';
@@ -53,7 +53,7 @@ function launches<T>(fn: () => T): { result: T; kernels: { name: string; grid: r
  * matmul on random data against float64, in one launch of the kernel for `tiles` whose grid covers the product's
  * columns and `rows` (M, or the M·B of a batch folded into M) in whole tiles.
  */
-async function checkProduct(tiles: w.MatmulTiles, as: number[], bs: number[], opts: w.MatmulOptions = {}, rows?: number): Promise<void> {
+async function checkProduct(tiles: w.MatmulTiles, as: number[], bs: number[], opts: w.MatmulOptions = {}, rows?: number, vec = ''): Promise<void> {
   const a = f32(rand(numel(as), seed++));
   const b = f32(rand(numel(bs), seed++));
   const ta = w.tensor(Float32Array.from(a), as);
@@ -64,7 +64,7 @@ async function checkProduct(tiles: w.MatmulTiles, as: number[], bs: number[], op
   const M = ref.shape[ref.shape.length - 2]!;
   const N = ref.shape[ref.shape.length - 1]!;
   expect(kernels.length, what).toBe(1);
-  expect(kernels[0]!.name, what).toMatch(new RegExp(`@${tilesName(tiles)}$`));
+  expect(kernels[0]!.name, what).toMatch(new RegExp(`[^v]${vec}@${tilesName(tiles)}$`));
   expect(kernels[0]!.grid.slice(0, 2), `${what}: grid`).toEqual([Math.ceil(N / (tiles.WX * tiles.TN)), Math.ceil((rows ?? M) / (tiles.WY * tiles.TM))]);
   expectClose(await values(y), ref.data, tol(opts.transA ? as[as.length - 2]! : as[as.length - 1]!), what);
   for (const t of [ta, tb, y]) t.dispose();
@@ -113,6 +113,14 @@ describe('every candidate tile shape against float64', () => {
       // Batches: a shared weight folded into M, and a broadcast kept batch read transposed.
       await checkProduct(tiles, [3, 70, 19], [19, 66], {}, 210);
       await checkProduct(tiles, [2, 1, 11, 9], [1, 3, 70, 11], { transA: true, transB: true });
+      // vec4 loads: stored rows and matrix starts that are multiples of 4 (sizes still straddle the tiles), in all
+      // four staging loops, for one operand or both, and in batches.
+      await checkProduct(tiles, [132, 68], [68, 260], {}, undefined, ':va:vb');
+      await checkProduct(tiles, [68, 132], [260, 68], { transA: true, transB: true }, undefined, ':va:vb');
+      await checkProduct(tiles, [5, 16], [16, 65], {}, undefined, ':va');
+      await checkProduct(tiles, [16, 9], [65, 16], { transA: true, transB: true }, undefined, ':vb');
+      await checkProduct(tiles, [3, 68, 20], [20, 64], {}, 204, ':va:vb');
+      await checkProduct(tiles, [2, 1, 12, 8], [1, 3, 68, 12], { transA: true, transB: true }, undefined, ':va:vb');
 
       // Split products. A 2 KiB binding's windows hold 449 floats wherever they start (test/binding_split.test.ts):
       // [500, 2]·[2, 2] is cut into blocks of 224 rows, and [7, 600]·[600, 5] into blocks of 1 row and 89 of K
@@ -161,6 +169,43 @@ describe('every candidate tile shape against float64', () => {
   });
 });
 
+describe('vec4 loads', () => {
+  it('stage exactly the values the scalar loads do: the same bits, for f32 and f16 operands in every layout', async () => {
+    const rt = w.runtime();
+    const run = async (tiles: w.MatmulTiles, variant: Parameters<typeof matmulWGSL>[0], [M, K, N]: number[], a: w.Tensor, b: w.Tensor): Promise<Uint32Array> => {
+      const kernel = new w.Kernel(`matmul_vec_test:${JSON.stringify(variant)}@${tilesName(tiles)}`, matmulWGSL(variant, tiles));
+      const c = w.empty([M!, N!]);
+      const params = { M, N, K, keptRank: 0, sumRank: 0, sumCount: 1, keptShape: [], keptA: [], keptB: [], sumShape: [], sumA: [], sumB: [] };
+      rt.dispatch(kernel, { buffers: [a.range, b.range, c.range], params, grid: [...matmulGrid(M!, N!, tiles), 1], label: kernel.name });
+      const bits = new Uint32Array(((await c.toArray()) as Float32Array).buffer);
+      c.dispose();
+      return bits;
+    };
+    // The default, the skinny decode tile and the 8×16 register tile; M, K, N multiples of 4 that straddle them.
+    for (const [tiles, M] of [[w.TILES, 132], [SKINNY_TILES[0]!, 4], [w.TILE_CANDIDATES[4]!, 68]] as const) {
+      const [K, N] = [20, 260];
+      // Each operand's staging depends on its layout and dtype: these four cover all four for both A and B.
+      for (const [transA, transB, half] of [[false, false, false], [true, true, false], [false, true, true], [true, false, true]] as const) {
+        {
+          const operand = (n: number, shape: number[]): w.Tensor => {
+            const v = rand(n, seed++);
+            return half ? w.tensor(Uint16Array.from(v, halfBits), shape) : w.tensor(f32(v), shape);
+          };
+          const a = operand(M * K, transA ? [K, M] : [M, K]);
+          const b = operand(K * N, transB ? [N, K] : [K, N]);
+          const base = { transA, transB, bias: false, halfA: half, halfB: half };
+          const scalar = await run(tiles, base, [M, K, N], a, b);
+          const vec = await run(tiles, { ...base, vecA: true, vecB: true }, [M, K, N], a, b);
+          const what = `${tilesName(tiles)} ${transA ? 't' : 'n'}${transB ? 't' : 'n'}${half ? ' f16' : ''}`;
+          expect(scalar.some((x) => x !== 0), what).toBe(true);
+          expect(vec, what).toEqual(scalar);
+          for (const t of [a, b]) t.dispose();
+        }
+      }
+    }
+  });
+});
+
 /** A cache document as tuneMatmul() writes it, for this adapter unless `adapter` says otherwise. */
 function cacheDocument(entries: { adapter?: Partial<w.AdapterIdentity>; kernel?: string; tiles: unknown }[]): string {
   const own = w.runtime().gpu.adapterInfo;
@@ -180,6 +225,7 @@ describe('tile validation', () => {
       [{ ...w.TILES, WX: 2.5 }, /WX must be a positive integer/],
       [{ WX: 16, WY: 16, TM: 8, TN: 8 }, /BK must be a positive integer, got undefined/],
       [{ WX: 16, WY: 16, TM: 4, TN: 4, BK: 3 }, /split evenly over the 256 invocations/],
+      [{ WX: 8, WY: 8, TM: 8, TN: 8, BK: 2 }, /BK must be a multiple of 4/],
       [{ WX: 64, WY: 64, TM: 4, TN: 4, BK: 16 }, /over this adapter's limits/],
       [{ ...w.TILES, BK: 64 }, /bytes of workgroup memory, over this adapter's/],
     ];

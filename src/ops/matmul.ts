@@ -19,7 +19,7 @@ import { matmulTiles } from './matmul_tiles.js';
 import { checkRank, dispatch, expectDtype, fmt, sameShape, stridesOf } from './util.js';
 
 type Activation = 'gelu_tanh' | 'gelu_erf';
-type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':window' | ':window+acc'}${'' | `:${Activation}${'' | '+pre'}`}${'' | ':drop'}${'' | ':res'}${'' | ':ha'}${'' | ':hb'}`;
+type Key = `${'n' | 't'}${'n' | 't'}${'' | '+bias'}${'' | ':window' | ':window+acc'}${'' | `:${Activation}${'' | '+pre'}`}${'' | ':drop'}${'' | ':res'}${'' | ':ha'}${'' | ':hb'}${'' | ':va'}${'' | ':vb'}`;
 
 const kernels = new Map<string, Kernel>();
 
@@ -43,6 +43,8 @@ function matmulKernel(key: Key, tiles: MatmulTiles): Kernel {
       residual: key.includes(':res'),
       halfA: key.includes(':ha'),
       halfB: key.includes(':hb'),
+      vecA: key.includes(':va'),
+      vecB: key.includes(':vb'),
     } as const;
     kernels.set(name, (kernel = new Kernel(name, matmulWGSL(variant, tiles))));
   }
@@ -146,7 +148,14 @@ function product(
   }
   const epilogue = `${activation ? `:${activation}${pre ? '+pre' : ''}` : ''}${dropout ? ':drop' : ''}${residual ? ':res' : ''}` as const;
   const half = `${x.t.dtype === 'f16' ? ':ha' : ''}${y.t.dtype === 'f16' ? ':hb' : ''}` as const;
-  const key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${epilogue}${half}` as Key;
+  // vec4 loads where an operand's stored rows (K, or M / N when read transposed / not) and every matrix start are
+  // multiples of 4 elements, so each 4 neighbours along a row are one aligned load; the same values either way.
+  // (An empty row, K = 0, binds a 4-byte buffer, too small for a vec4 binding.)
+  const vec4s = (row: number, batchStrides: number[]): boolean => row > 0 && row % 4 === 0 && batchStrides.every((s) => s % 4 === 0);
+  const vecA = vec4s(x.trans ? M : K, dims.map((d) => d.sx));
+  const vecB = vec4s(y.trans ? K : N, dims.map((d) => d.sy));
+  const vec = `${vecA ? ':va' : ''}${vecB ? ':vb' : ''}` as const;
+  const key = `${x.trans ? 't' : 'n'}${y.trans ? 't' : 'n'}${bias ? '+bias' : ''}${epilogue}${half}${vec}` as Key;
   dispatch(matmulKernel(key, tiles), {
     buffers: [x.t.range, y.t.range, ...[bias, ...extras, out].flatMap((t) => (t ? [t.range] : []))],
     params: {
