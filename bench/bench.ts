@@ -52,6 +52,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'out', type: 'string', default: 'bench/out/bench.json', help: 'where the JSON goes' },
   { name: 'only', type: 'string', default: FAMILIES.join(','), help: `families to run (roofs always): ${FAMILIES.join(', ')}` },
   { name: 'no-peers', type: 'bool', help: 'skip tfjs-backend-webgpu and jax-js' },
+  { name: 'eager-steps', type: 'bool', help: "run every one of our training steps' JavaScript instead of replaying the captured step" },
   { name: 'gpt2-124m-batch', type: 'int', default: 4, help: 'batch of the GPT-2 124M step (not with --quick)' },
   { name: 'gpt2-124m-seq', type: 'int', default: 1024, help: 'sequence length of the GPT-2 124M step (not with --quick)' },
 ];
@@ -72,6 +73,7 @@ const OUT = String(parsed.flags.out);
 const ONLY = new Set(String(parsed.flags.only).split(','));
 for (const f of ONLY) if (!FAMILIES.includes(f)) throw new Error(`bench: unknown family ${f} (known: ${FAMILIES.join(', ')})`);
 const WITH_PEERS = parsed.flags['no-peers'] !== true;
+const EAGER_STEPS = parsed.flags['eager-steps'] === true;
 /** GPU milliseconds each timed measurement aims to fill. */
 const BUDGET_MS = QUICK ? 150 : 300;
 
@@ -266,7 +268,7 @@ async function runTrain(name: string, cfg: Partial<GPT2Config>, B: number, T: nu
   try {
     await sync();
     rt.trim();
-    const c = oursGpt2TrainStep(spec, true);
+    const c = oursGpt2TrainStep(spec, true, EAGER_STEPS);
     rt.pool.resetPeak();
     try {
       fp16Run.losses = await stepLosses(c);
@@ -281,7 +283,7 @@ async function runTrain(name: string, cfg: Partial<GPT2Config>, B: number, T: nu
   try {
     await sync();
     rt.trim();
-    ours = oursGpt2TrainStep(spec);
+    ours = oursGpt2TrainStep(spec, false, EAGER_STEPS);
     rt.pool.resetPeak();
     const d0 = rt.stats.dispatches;
     timedStep();
@@ -308,7 +310,7 @@ async function runTrain(name: string, cfg: Partial<GPT2Config>, B: number, T: nu
     const maxLossGap = Math.max(...fp16Run.losses.map((l, i) => Math.abs(l - losses[i]!) / Math.abs(losses[i]!)));
     if (maxLossGap <= FP16_LOSS_GAP) {
       result.oursFp16 = { valid: true, losses: fp16Run.losses, maxLossGap, peakBytes: fp16Run.peakBytes };
-      fp16 = oursGpt2TrainStep(spec, true);
+      fp16 = oursGpt2TrainStep(spec, true, EAGER_STEPS);
       racers.push({ run: () => fp16!.step(), drain: sync });
     } else {
       result.oursFp16 = { valid: false, losses: fp16Run.losses, error: `losses drift ${maxLossGap.toExponential(2)} from f32's (over ${FP16_LOSS_GAP})` };

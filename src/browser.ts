@@ -2,6 +2,7 @@
 
 export { getDevice, resetDevice, destroyDevice, DeviceLostError, NO_ADAPTER_HELP, type DeviceOptions, type Gpu } from './gpu/device.js';
 export { init, shutdown, runtime, flush, sync, GpuError, Runtime } from './gpu/runtime.js';
+export { capture, onReplay, StepGraph } from './gpu/graph.js';
 export { Kernel } from './gpu/kernel.js';
 export { formatBytes } from './gpu/pool.js';
 export { Tensor, tensor, zeros, empty, tidy, keep, liveBuffers, liveBytes, type DType, type Shape, type TensorOptions } from './tensor.js';

@@ -3,6 +3,7 @@
 // Everything is deterministic: the same manualSeed (or the same `seed` option) gives the same numbers on
 // every run and platform. Like PyTorch, the global generator starts from a fixed default seed.
 
+import { noteSeed } from './gpu/runtime.js';
 import { numel, tensor, type Shape, type Tensor } from './tensor.js';
 
 /** The global generator's seed until manualSeed() is called (PyTorch's default CPU seed, for familiarity). */
@@ -111,7 +112,9 @@ export function setRngState(state: GeneratorState): void {
 
 /** A 32-bit seed drawn from the global generator, e.g. one per dropout call. */
 export function nextSeed(): number {
-  return global.nextU32();
+  const seed = global.nextU32();
+  noteSeed(seed);
+  return seed;
 }
 
 export interface RandomOptions {

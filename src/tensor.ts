@@ -257,7 +257,7 @@ function halfToFloat(h: Uint16Array): Float32Array {
 // ---- scopes ----
 
 /** Tensors inside a value returned from a scope: a tensor, or arrays / plain objects / Maps holding tensors. */
-function collect(value: unknown, out: Set<Tensor>): void {
+export function collect(value: unknown, out: Set<Tensor>): void {
   if (value instanceof Tensor) out.add(value);
   else if (Array.isArray(value)) for (const v of value) collect(v, out);
   else if (value instanceof Map) for (const v of value.values()) collect(v, out);

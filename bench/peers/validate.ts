@@ -1,6 +1,6 @@
 // Checks a peer before it is timed: its GPT-2 step's losses against our framework on the same spec, its matmul against float64.
 
-import { AdamW, GradScaler, autocast, fromFloat32, gpt2FromStateDict, sync, tensor, tidy, type Tensor } from '../../src/index.js';
+import { AdamW, GradScaler, autocast, capture, fromFloat32, gpt2FromStateDict, sync, tensor, tidy, type StepGraph, type Tensor } from '../../src/index.js';
 import { checkProduct, matmulOperands } from '../kernels.js';
 import { checkGpt2Spec, gpt2WeightShapes } from './gpt2_spec.js';
 import type { Gpt2StepSpec, Peer, TrainStepContender } from './types.js';
@@ -14,7 +14,11 @@ export const LOSS_RTOL = { first: 1e-5, last: 1e-3 };
  * Our framework on a spec (the reference): GPT2LMHeadModel with the spec's weights, dropout 0, AdamW with weight decay 0.
  * With `fp16`, mixed precision as `train --fp16` runs it: the forward under autocast, the loss scaled by a GradScaler.
  */
-export function oursGpt2TrainStep(spec: Gpt2StepSpec, fp16 = false): TrainStepContender {
+/**
+ * Our GPT-2 step as the trainer runs it: the first step eagerly, the second captured, the rest replayed
+ * (gpu/graph.ts); with `eager` every step runs its JavaScript.
+ */
+export function oursGpt2TrainStep(spec: Gpt2StepSpec, fp16 = false, eager = false): TrainStepContender {
   checkGpt2Spec(spec);
   const { n_layer, n_embd, n_head, n_positions, vocab_size, B, T } = spec;
   const host = new Map(gpt2WeightShapes(spec).map(([name, shape]) => [name, fromFloat32(spec.weights.get(name)!, shape)]));
@@ -22,23 +26,35 @@ export function oursGpt2TrainStep(spec: Gpt2StepSpec, fp16 = false): TrainStepCo
   const opt = new AdamW(model.parameters(), { lr: spec.lr, betas: spec.betas, eps: spec.eps, weightDecay: 0 });
   const ids = tensor(spec.ids, [B, T], { dtype: 'i32' });
   const scaler = fp16 ? new GradScaler() : null;
+  const record = (): Tensor => {
+    const loss = tidy(() => {
+      const l = autocast(() => model.forward({ inputIds: ids, labels: ids }).loss!, fp16);
+      (scaler ? scaler.scale(l) : l).backward();
+      return l.detach();
+    });
+    if (scaler) {
+      scaler.step(opt);
+      scaler.update();
+    } else {
+      opt.step();
+    }
+    model.zeroGrad();
+    return loss;
+  };
+  let graph: StepGraph<Tensor> | null = null;
   let last: Tensor | null = null;
   return {
     step() {
-      const loss = tidy(() => {
-        const l = autocast(() => model.forward({ inputIds: ids, labels: ids }).loss!, fp16);
-        (scaler ? scaler.scale(l) : l).backward();
-        return l.detach();
-      });
-      if (scaler) {
-        scaler.step(opt);
-        scaler.update();
+      if (graph) {
+        graph.replay();
+      } else if (last && !eager) {
+        last.dispose();
+        graph = capture(record);
+        last = graph.outputs;
       } else {
-        opt.step();
+        last?.dispose();
+        last = record();
       }
-      model.zeroGrad();
-      last?.dispose();
-      last = loss;
     },
     lastLoss() {
       if (!last) throw new Error('ours: no step has run');
@@ -46,7 +62,8 @@ export function oursGpt2TrainStep(spec: Gpt2StepSpec, fp16 = false): TrainStepCo
     },
     drain: sync,
     dispose() {
-      last?.dispose();
+      if (graph) graph.dispose();
+      else last?.dispose();
       ids.dispose();
       scaler?.dispose();
       opt.dispose();

@@ -39,6 +39,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'gradient-accumulation', type: 'int', default: 1, help: 'micro-batches per optimizer step' },
   { name: 'fp16', type: 'bool', help: 'mixed precision (apex O1): matrix products read f16 operands, f32 master weights, dynamic loss scaling' },
   { name: 'fp16-opt-level', type: 'string', default: 'O1', help: 'only O1 (what --fp16 does); accepted for GPT2-Chinese compatibility' },
+  { name: 'eager-steps', type: 'bool', help: "run every step's JavaScript instead of replaying the captured step's GPU commands (for debugging; same results)" },
   { name: 'max-grad-norm', type: 'float', default: 1.0, help: 'clip the global gradient norm to this (0 = off)' },
   { name: 'num-pieces', type: 'int', default: 100, help: 'pieces the corpus is split into' },
   { name: 'min-length', type: 'int', default: 128, help: 'drop articles with at most this many characters' },
@@ -169,6 +170,7 @@ export async function train(argv: readonly string[], out: NodeJS.WriteStream = p
     maxGradNorm: Number(f['max-grad-norm']),
     seed: Number(f.seed),
     fp16: f.fp16 === true,
+    eagerSteps: f['eager-steps'] === true,
   };
   const trainer = new Trainer(model, data, options, resumed?.meta.state);
   if (resumed) {

@@ -6,7 +6,7 @@
 // Storage bindings are filled in binding order from dispatch()'s `buffers`; the uniform (if any) is a
 // dynamic-offset slice of the runtime's uniform arena, so bind groups can be cached across calls.
 
-type Scalar = 'u32' | 'i32' | 'f32';
+export type Scalar = 'u32' | 'i32' | 'f32';
 interface Field {
   name: string;
   scalar: Scalar;
@@ -22,7 +22,19 @@ export interface Binding {
   name: string;
 }
 
-export type ParamValues = Record<string, number | readonly number[]>;
+/**
+ * Values for a kernel's Params fields. A function is a value that changes from step to step (a learning rate, a bias
+ * correction): dispatch() packs what it returns now, and a captured step (gpu/graph.ts) calls it again at each replay.
+ */
+export type ParamValues = Record<string, number | readonly number[] | (() => number)>;
+
+/** Where pack() put a field: its word inside the Params block, its scalar type, its name and the value it wrote. */
+export interface PackedField {
+  word: number;
+  scalar: Scalar;
+  name: string;
+  value: number | (() => number);
+}
 
 let nextKernelId = 1;
 
@@ -49,15 +61,19 @@ export class Kernel {
     this.paramsSize = size;
   }
 
-  /** Writes `values` into `dst` (a view over the uniform arena) at byte offset `at`, following the Params layout. */
-  pack(values: ParamValues | undefined, u32: Uint32Array, f32: Float32Array, i32: Int32Array, at: number): void {
+  /**
+   * Writes `values` into `dst` (a view over the uniform arena) at byte offset `at`, following the Params layout.
+   * `scalars` (when capturing a step) hears of every scalar field, so the capture can replay its changing ones.
+   */
+  pack(values: ParamValues | undefined, u32: Uint32Array, f32: Float32Array, i32: Int32Array, at: number, scalars?: (f: PackedField) => void): void {
     for (const f of this.fields) {
       const v = values?.[f.name];
       if (v === undefined) throw new Error(`kernel ${this.name}: missing uniform \`${f.name}\``);
       const base = (at + f.offset) >> 2;
       const view = f.scalar === 'u32' ? u32 : f.scalar === 'i32' ? i32 : f32;
-      if (typeof v === 'number') {
-        view[base] = v;
+      if (typeof v === 'number' || typeof v === 'function') {
+        view[base] = typeof v === 'number' ? v : v();
+        scalars?.({ word: f.offset >> 2, scalar: f.scalar, name: f.name, value: v });
       } else {
         if (v.length > f.count) throw new Error(`kernel ${this.name}: uniform \`${f.name}\` holds ${f.count} values, got ${v.length}`);
         for (let i = 0; i < f.count; i++) view[base + i] = v[i] ?? 0;

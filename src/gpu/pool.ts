@@ -8,6 +8,8 @@ export interface GpuBuffer {
   readonly size: number;
   /** Submit epoch of the last command that used it; a CPU write must not overtake it (see Runtime.write). */
   lastUse: number;
+  /** Times it went back to the pool: whoever saw another count no longer owns it (a captured step checks this). */
+  releases: number;
 }
 
 // Every pooled buffer can be a kernel input/output, a copy source (read-back) and a copy target (upload).
@@ -49,15 +51,18 @@ export class BufferPool {
       this.pooledBytes -= size;
     } else {
       // Out-of-memory shows up as a GPUOutOfMemoryError on the device; the runtime's error scope reports it.
-      buf = { id: this.nextId++, buffer: this.device.createBuffer({ size, usage: USAGE, label }), size, lastUse: -1 };
+      buf = { id: this.nextId++, buffer: this.device.createBuffer({ size, usage: USAGE, label }), size, lastUse: -1, releases: 0 };
     }
     this.live++;
     this.liveBytes += size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes + this.pooledBytes);
+    this.tracking?.add(buf);
     return buf;
   }
 
   release(buf: GpuBuffer): void {
+    buf.releases++;
+    this.tracking?.delete(buf);
     this.live--;
     this.liveBytes -= buf.size;
     this.pooledBytes += buf.size;
@@ -66,6 +71,21 @@ export class BufferPool {
     let i = list.length;
     while (i > 0 && list[i - 1]!.id < buf.id) i--;
     list.splice(i, 0, buf);
+  }
+
+  /** While a step is captured (gpu/graph.ts): the buffers acquired and not yet released. */
+  tracking: Set<GpuBuffer> | null = null;
+
+  /** Takes a free buffer out of the pool for a new owner (a captured step); false if it is not free. */
+  take(buf: GpuBuffer): boolean {
+    const list = this.free.get(buf.size);
+    const i = list?.indexOf(buf) ?? -1;
+    if (i < 0) return false;
+    list!.splice(i, 1);
+    this.pooledBytes -= buf.size;
+    this.live++;
+    this.liveBytes += buf.size;
+    return true;
   }
 
   /** Starts peak tracking afresh from what is held now. */

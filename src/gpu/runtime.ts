@@ -8,7 +8,7 @@
 import { assertDeviceAlive, destroyDevice, getDevice, type DeviceOptions, type Gpu } from './device.js';
 import { BufferPool, formatBytes, type GpuBuffer } from './pool.js';
 import { Profiler, type KernelTime } from './profiler.js';
-import type { Kernel, ParamValues } from './kernel.js';
+import type { Kernel, PackedField, ParamValues } from './kernel.js';
 
 /** A storage buffer range bound to one kernel binding. */
 export interface BufferRange {
@@ -26,6 +26,33 @@ export interface DispatchArgs {
   grid: readonly [number, number?, number?];
   /** Kernel name and shapes, e.g. "matmul a[2,3,5] b[5,7]": shown in every error about this dispatch. */
   label: string;
+}
+
+/** One command of a captured step, in recording order (gpu/graph.ts replays them). */
+export type CapturedCommand =
+  | {
+      kind: 'dispatch';
+      kernel: Kernel;
+      buffers: BufferRange[];
+      /** The Params block as packed, and its fields that may change at a replay (functions, and seeds). */
+      params: Uint32Array;
+      changing: PackedField[];
+      grid: [number, number, number];
+      label: string;
+    }
+  | { kind: 'copy'; src: BufferRange; dst: BufferRange; size: number }
+  | { kind: 'clear'; dst: BufferRange; size: number }
+  | { kind: 'write'; dst: BufferRange; data: Uint8Array<ArrayBuffer> };
+
+/** What Runtime records between startCapture() and endCapture(). */
+export interface Capture {
+  commands: CapturedCommand[];
+  /** Seeds nextSeed() drew during the capture, in order. */
+  seeds: number[];
+  /** Host code a replay must run first, in order (an optimizer counting its steps): see gpu/graph.ts onReplay(). */
+  hooks: (() => void)[];
+  /** Pool buffers acquired during the capture and not released. */
+  acquired: Set<GpuBuffer>;
 }
 
 export class GpuError extends Error {
@@ -66,6 +93,8 @@ export class Runtime {
   private recorded: [string, string][] = [];
   private profiler: Profiler | null = null;
   private bindingLimitOverride: number | null = null;
+  /** The step being captured (gpu/graph.ts), or null. */
+  capturing: Capture | null = null;
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
@@ -136,9 +165,13 @@ export class Runtime {
         this.flush();
         at = 0;
       }
-      kernel.pack(args.params, this.arenaU32, this.arenaF32, this.arenaI32, at);
+      const changing: PackedField[] | null = this.capturing ? [] : null;
+      kernel.pack(args.params, this.arenaU32, this.arenaF32, this.arenaI32, at, changing ? (f) => void ((typeof f.value === 'function' || f.name === 'seed') && changing.push(f)) : undefined);
       this.arenaUsed = at + kernel.paramsSize;
       dynamicOffset = at;
+      if (changing) this.record({ kind: 'dispatch', kernel, buffers: buffers.map((b) => ({ ...b })), params: this.arenaU32.slice(at >> 2, (at + kernel.paramsSize) >> 2), changing, grid: [x, y, z], label });
+    } else if (this.capturing) {
+      this.record({ kind: 'dispatch', kernel, buffers: buffers.map((b) => ({ ...b })), params: new Uint32Array(0), changing: [], grid: [x, y, z], label });
     }
     const bindGroup = this.bindGroup(kernel, layout, buffers, label);
     if (this.profiler) {
@@ -154,6 +187,60 @@ export class Runtime {
     this.recorded.push([kernel.name, label]);
     this.stats.dispatches++;
     if (this.gpu.validate) this.flush(label);
+  }
+
+  /**
+   * Internal (gpu/graph.ts): from now on every dispatch, copy, clear and upload is also recorded, with the Params
+   * it packed, until endCapture(). The commands still run as usual.
+   */
+  startCapture(): void {
+    if (this.capturing) throw new Error('webgpu-lm: capture() inside capture()');
+    if (this.profiler) throw new Error('webgpu-lm: capture() while profiling; profile eager steps');
+    this.capturing = { commands: [], seeds: [], hooks: [], acquired: new Set() };
+    this.pool.tracking = this.capturing.acquired;
+  }
+
+  /** Internal (gpu/graph.ts): stops recording and hands over what was recorded. */
+  endCapture(): Capture {
+    const c = this.capturing;
+    if (!c) throw new Error('webgpu-lm: endCapture() without startCapture()');
+    this.capturing = null;
+    this.pool.tracking = null;
+    return c;
+  }
+
+  /** Internal (gpu/graph.ts): a kernel's compiled pipeline and bind group layout (compiled on first use). */
+  pipelineOf(kernel: Kernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+    return this.pipeline(kernel);
+  }
+
+  /**
+   * Internal (gpu/graph.ts): encodes prepared commands into the current encoder, in order, as dispatch(), copy()
+   * and clear() would, and marks the buffers they touch as used now.
+   */
+  encodeReplay(commands: readonly ReplayCommand[], touched: readonly GpuBuffer[]): void {
+    this.throwPending();
+    if (this.profiler) throw new Error('webgpu-lm: replay() while profiling; profile eager steps (train --eager-steps)');
+    for (const c of commands) {
+      if (c.kind === 'dispatch') {
+        const pass = this.computePass();
+        pass.setPipeline(c.pipeline);
+        if (c.offset >= 0) pass.setBindGroup(0, c.bindGroup, [c.offset]);
+        else pass.setBindGroup(0, c.bindGroup);
+        pass.dispatchWorkgroups(c.grid[0], c.grid[1], c.grid[2]);
+        this.recorded.push([c.name, c.label]);
+        this.stats.dispatches++;
+      } else {
+        this.endPass();
+        if (c.kind === 'copy') this.commandEncoder().copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
+        else this.commandEncoder().clearBuffer(c.dst, c.dstOffset, c.size);
+      }
+    }
+    for (const b of touched) b.lastUse = this.epoch;
+  }
+
+  private record(c: CapturedCommand): void {
+    this.capturing?.commands.push(c);
   }
 
   /** Starts timing every dispatch on the GPU (see gpu/profiler.ts); needs the 'timestamp-query' feature. */
@@ -176,6 +263,7 @@ export class Runtime {
   copy(src: BufferRange, dst: BufferRange): void {
     this.throwPending();
     const size = align4(Math.min(src.size, dst.size));
+    this.record({ kind: 'copy', src: { ...src }, dst: { ...dst }, size });
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src.buf.buffer, src.offset, dst.buf.buffer, dst.offset, size);
     src.buf.lastUse = dst.buf.lastUse = this.epoch;
@@ -184,6 +272,7 @@ export class Runtime {
   /** Records a zero fill. */
   clear(dst: BufferRange): void {
     this.throwPending();
+    this.record({ kind: 'clear', dst: { ...dst }, size: align4(dst.size) });
     this.endPass();
     this.commandEncoder().clearBuffer(dst.buf.buffer, dst.offset, align4(dst.size));
     dst.buf.lastUse = this.epoch;
@@ -198,6 +287,7 @@ export class Runtime {
     this.throwPending();
     const bytes = align4(data.byteLength);
     const src = bytes === data.byteLength ? data : padTo4(data);
+    this.record({ kind: 'write', dst: { ...dst }, data: new Uint8Array(src.buffer, src.byteOffset, bytes).slice() });
     if (!(dst.buf.lastUse === this.epoch && this.encoder)) {
       this.device.queue.writeBuffer(dst.buf.buffer, dst.offset, src.buffer, src.byteOffset, bytes);
       return;
@@ -212,9 +302,10 @@ export class Runtime {
 
   /** Reads a buffer range back: submits everything recorded so far, waits, returns the bytes. */
   async read(src: BufferRange): Promise<ArrayBuffer> {
+    if (this.capturing) throw new Error('webgpu-lm: a read-back inside a captured step (capture() records GPU work only; read its outputs after it)');
     const size = align4(src.size);
     const staging = this.staging.get(size)?.pop() ?? this.device.createBuffer({ size, usage: 0x01 /* MAP_READ */ | 0x08, label: 'read-back' });
-    this.copy(src, { buf: { id: 0, buffer: staging, size, lastUse: 0 }, offset: 0, size });
+    this.copy(src, { buf: { id: 0, buffer: staging, size, lastUse: 0, releases: 0 }, offset: 0, size });
     this.flush();
     this.stats.readbacks++;
     try {
@@ -394,7 +485,18 @@ function align4(n: number): number {
   return Math.ceil(n / 4) * 4;
 }
 
+/** A captured command ready to encode again: the pipeline, bind group and uniform offset resolved. */
+export type ReplayCommand =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; offset: number; grid: [number, number, number]; name: string; label: string }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number }
+  | { kind: 'clear'; dst: GPUBuffer; dstOffset: number; size: number };
+
 let rt: Runtime | null = null;
+
+/** nextSeed() reports each seed it draws here, so a step being captured knows which Params words are seeds. */
+export function noteSeed(seed: number): void {
+  rt?.capturing?.seeds.push(seed);
+}
 
 /** Creates the device (once) and the runtime. Call before making tensors: `await init()`. */
 export async function init(options: DeviceOptions = {}): Promise<Runtime> {

@@ -1,6 +1,7 @@
 // AdamW (torch.optim.AdamW semantics) with one fused in-place WGSL update per parameter; state tensors live with the optimizer.
 
 import { STEP_COUNT_WGSL, adamwWGSL } from '../../kernels/optim.js';
+import { onReplay } from '../gpu/graph.js';
 import { Kernel } from '../gpu/kernel.js';
 import { runtime } from '../gpu/runtime.js';
 import { launchElementwise } from '../ops/elementwise.js';
@@ -85,20 +86,22 @@ export class AdamW {
         this.state.set(p, s);
       }
       s.step++;
+      // A captured step (gpu/graph.ts) counts its steps at each replay; lr and the bias corrections are functions,
+      // read again at each replay (set `lr` before it, as before step()).
+      const state = s;
+      onReplay(() => void state.step++);
       // Elementwise, so a parameter larger than one binding (GPT-2's embedding) is updated in flat chunks.
       const weightDecay = this.noDecay.has(p) ? 0 : this.weightDecay;
-      const shared = { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps: this.eps, decay: 1 - this.lr * weightDecay };
+      const shared = { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps: this.eps, decay: () => 1 - this.lr * weightDecay };
       if (guard) {
-        const params = { ...shared, lr: this.lr, log2_beta1: Math.log2(beta1), log2_beta2: Math.log2(beta2) };
+        const params = { ...shared, lr: () => this.lr, log2_beta1: Math.log2(beta1), log2_beta2: Math.log2(beta2) };
         launchElementwise(guardedKernel, [g, p, s.expAvg, s.expAvgSq, guard.found, this.gpuSteps!], p.size, params, `adamw p${fmt(p)}`, {
           whole: [guard.found, this.gpuSteps!],
         });
         continue;
       }
       // Bias corrections in float64 on the CPU; only the final scalars go to the GPU.
-      const bc1 = 1 - beta1 ** s.step;
-      const bc2 = 1 - beta2 ** s.step;
-      const params = { ...shared, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2) };
+      const params = { ...shared, step_size: () => this.lr / (1 - beta1 ** state.step), bc2_sqrt: () => Math.sqrt(1 - beta2 ** state.step) };
       launchElementwise(adamwKernel, [g, p, s.expAvg, s.expAvgSq], p.size, params, `adamw p${fmt(p)}`);
     }
   }

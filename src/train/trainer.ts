@@ -9,13 +9,14 @@
 
 import { autocast } from '../amp.js';
 import { noGrad } from '../autograd.js';
-import { add, mul } from '../ops/elementwise.js';
+import { capture, type StepGraph } from '../gpu/graph.js';
+import { add, clone, mul } from '../ops/elementwise.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { GradScaler } from '../optim/grad_scaler.js';
 import { warmupCosine, warmupLinear } from '../optim/schedule.js';
 import { getRngState, manualSeed, setRngState, type GeneratorState } from '../random.js';
-import { tensor, tidy, type Tensor } from '../tensor.js';
+import { keep, tidy, zeros, type Tensor } from '../tensor.js';
 import type { GPT2LMHeadModel } from '../models/gpt2.js';
 import { batchTokens, epochBatches, estimatedTotalSteps, type Batch } from '../../datasets/gpt2_chinese.js';
 
@@ -35,6 +36,11 @@ export interface TrainOptions {
   seed: number;
   /** Mixed precision (GPT2-Chinese's --fp16, apex O1): the products' operands in f16 under autocast, dynamic loss scaling. */
   fp16: boolean;
+  /**
+   * Run every step's JavaScript (true), instead of capturing the second step of each shape and replaying its GPU
+   * commands from then on (gpu/graph.ts: the same bits, a fraction of the CPU time). Default false.
+   */
+  eagerSteps?: boolean;
 }
 
 export const GPT2_CHINESE_TRAIN_DEFAULTS: TrainOptions = {
@@ -84,6 +90,11 @@ export class Trainer {
   state: TrainerState;
   private plan: Batch[];
   private readonly lengths: number[];
+  /**
+   * Per micro-batch count (the last step of an epoch may have fewer): input tensors the step reads, how many
+   * eager steps ran with them, and the captured step once one has (the first step makes the optimizer's state).
+   */
+  private readonly shapes = new Map<number, { ids: Tensor[]; eager: number; graph: StepGraph<Tensor> | null }>();
 
   /**
    * @param pieces token pieces (datasets/gpt2_chinese.ts); windows are model.config.n_positions long
@@ -142,14 +153,49 @@ export class Trainer {
    */
   step(): StepResult {
     if (this.done) throw new Error('training: all epochs are done');
-    const { gradientAccumulation, batchSize, maxGradNorm } = this.options;
+    const { gradientAccumulation, batchSize } = this.options;
     const epoch = this.state.epoch;
     const count = Math.min(gradientAccumulation, this.plan.length - this.state.batch);
+    let shape = this.shapes.get(count);
+    if (!shape) {
+      shape = { ids: Array.from({ length: count }, () => keep(zeros([batchSize, this.nCtx], { dtype: 'i32' }))), eager: 0, graph: null };
+      this.shapes.set(count, shape);
+    }
+    for (const ids of shape.ids) ids.upload(batchTokens(this.pieces, this.plan[this.state.batch++]!, this.nCtx));
+    const lr = this.lrAt(this.state.optimizerStep);
+    this.optimizer.lr = lr;
+    let loss: Tensor;
+    if (shape.graph) {
+      loss = clone(shape.graph.replay());
+    } else if (shape.eager > 0 && !this.options.eagerSteps) {
+      shape.graph = capture(() => this.record(shape.ids));
+      loss = clone(shape.graph.outputs);
+    } else {
+      loss = this.record(shape.ids);
+      shape.eager++;
+    }
+    this.state.optimizerStep++;
+    if (this.state.batch >= this.plan.length) {
+      this.state.epoch++;
+      this.state.batch = 0;
+      if (!this.done) this.plan = this.epochPlan(this.state.epoch);
+    }
+    this.state.rng = getRngState();
+    return { loss, tokens: count * batchSize * this.nCtx, lr, epoch };
+  }
+
+  /**
+   * The GPU work of one optimizer step on micro-batches `inputs`: each forward + backward of loss / count, then
+   * clip, AdamW, zero the grads. Returns the mean loss. Reads nothing back, so it can be captured (gpu/graph.ts).
+   * With fp16 the forward runs under autocast and backward starts from the scaled loss; the gradients are
+   * unscaled before clipping, and the update is skipped (on the GPU) when they overflowed.
+   */
+  private record(inputs: readonly Tensor[]): Tensor {
+    const { maxGradNorm } = this.options;
+    const count = inputs.length;
     let total: Tensor | null = null;
-    for (let k = 0; k < count; k++) {
-      const batch = this.plan[this.state.batch++]!;
+    for (const ids of inputs) {
       const loss = tidy(() => {
-        const ids = tensor(batchTokens(this.pieces, batch, this.nCtx), [batchSize, this.nCtx], { dtype: 'i32' });
         const l = autocast(() => this.model.forward({ inputIds: ids, labels: ids }).loss!, this.scaler !== null);
         const part = mul(l, 1 / count);
         (this.scaler ? this.scaler.scale(part) : part).backward();
@@ -164,11 +210,9 @@ export class Trainer {
         total = loss;
       }
     }
-    const lr = this.lrAt(this.state.optimizerStep);
     tidy(() => {
       this.scaler?.unscale_(this.optimizer);
       if (maxGradNorm > 0) clipGradNorm(this.optimizer.params, maxGradNorm);
-      this.optimizer.lr = lr;
       if (this.scaler) {
         this.scaler.step(this.optimizer);
         this.scaler.update();
@@ -177,20 +221,18 @@ export class Trainer {
       }
     });
     this.model.zeroGrad();
-    this.state.optimizerStep++;
-    if (this.state.batch >= this.plan.length) {
-      this.state.epoch++;
-      this.state.batch = 0;
-      if (!this.done) this.plan = this.epochPlan(this.state.epoch);
-    }
-    this.state.rng = getRngState();
     const mean = noGrad(() => mul(total!, 1 / count));
     total!.dispose();
-    return { loss: mean, tokens: count * batchSize * this.nCtx, lr, epoch };
+    return mean;
   }
 
-  /** Frees the optimizer's moments (and the loss scaler). */
+  /** Frees the optimizer's moments (and the loss scaler), and the captured steps with their inputs. */
   dispose(): void {
+    for (const { ids, graph } of this.shapes.values()) {
+      graph?.dispose();
+      for (const t of ids) t.dispose();
+    }
+    this.shapes.clear();
     this.optimizer.dispose();
     this.scaler?.dispose();
   }
