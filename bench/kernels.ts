@@ -20,6 +20,7 @@ import {
   type Tensor,
 } from '../src/index.js';
 import { relAttentionPlan, relativeAttention } from '../src/ops/rel_attention.js';
+import type { AttentionForward } from '../src/ops/attention.js';
 import * as attentionRef from '../test/reference/attention.js';
 import { adamwStep, clipGradNorm as clipRef } from '../test/reference/optim.js';
 import { relAttention, relAttentionBackward, type RelDims, type RelOptions } from '../test/reference/rel_attention.js';
@@ -176,7 +177,8 @@ function headSlice(x: ArrayLike<number>, bh: number, rowsPerHead: number, HS: nu
  */
 const ATTN_TOL = { atol: 2e-5, rtol: 1e-4 };
 
-export function attentionCase(B: number, NH: number, T: number, S: number, HS: number, backward: boolean): KernelCase {
+/** forward: which forward kernel runs (causalAttention's option; 'auto' is what models get). */
+export function attentionCase(B: number, NH: number, T: number, S: number, HS: number, backward: boolean, forward: AttentionForward = 'auto'): KernelCase {
   const P = S - T;
   const q = randomNonZero(B * NH * T * HS, 11, 0.5);
   const k = randomNonZero(B * NH * S * HS, 12, 0.5);
@@ -191,7 +193,7 @@ export function attentionCase(B: number, NH: number, T: number, S: number, HS: n
   const oneHead = { B: 1, NH: 1, T, S, HS };
   const checkHeads = [0, B * NH - 1];
   const name = T === 1 ? `decode B ${B} NH ${NH} HS ${HS}, KV cache ${S}` : `${backward ? 'backward' : 'forward'} B ${B} NH ${NH} T ${T} HS ${HS}`;
-  const op = differentiable(() => causalAttention(tq, tk, tv), [B, NH, T, HS], tdo, [tq, tk, tv], backward, 'attention output');
+  const op = differentiable(() => causalAttention(tq, tk, tv, { forward }), [B, NH, T, HS], tdo, [tq, tk, tv], backward, 'attention output');
   return {
     family: T === 1 ? 'attention decode' : backward ? 'attention backward' : 'attention forward',
     name,

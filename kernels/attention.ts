@@ -26,6 +26,12 @@
 // tiles of TILE rows. R > 1 is what makes this fast on a CPU driver: each vec4 read from workgroup memory feeds R
 // rows' FMAs instead of one. Grid: workgroup w = wid.y·nwg.x + wid.x owns block w % blocks of bh = w / blocks (two
 // dimensions, because B·NH·blocks may pass 65535).
+//
+// Decoding (T small, S long: one new token against a KV cache) has too few query rows to fill those blocks, so the
+// forward has a second, split-K path: the keys are cut into chunks, one workgroup per (bh, R queries, chunk), whose
+// invocations each run online softmax over their share of the chunk and write its partial state (m_i, l_i, acc_i)
+// to scratch; a combine kernel then merges a row's states and writes o and (m, l) as the single-pass forward does (up
+// to the rounding of a differently grouped sum), so the backward cannot tell which path ran. ops/attention.ts picks.
 // Reference: test/reference/attention.ts (float64, the same classes, and HF's autograd for the backward).
 
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -44,7 +50,8 @@ export interface AttentionVariant {
   lanes: number;
   /** Rows per invocation (queries for forward/dq, keys for dk/dv). */
   per: number;
-  /** Rows of the streamed side staged in workgroup memory at a time (keys for forward/dq, queries for dk/dv). */
+  /** Rows of the streamed side staged in workgroup memory at a time (keys for forward/dq, queries for dk/dv); 0 in
+   * the split decode kernel, which stages nothing. */
   tile: number;
   /** dtype of keyPadding, or 'none' when every key is real. */
   padding: KeyPadding;
@@ -77,7 +84,8 @@ export function attentionTile(hs4: number, workgroupBytes: number, vectors = 2, 
 function common({ hs4, lanes, per, tile, padding, dropout }: AttentionVariant): string {
   const padded = padding !== 'none';
   return wgsl`
-struct Params { BH: u32, NH: u32, T: u32, S: u32, HS: u32, P: u32, blocks: u32, scale: f32, seed: u32, threshold: u32, keep_scale: f32 }
+// blocks: row blocks per bh; chunks: key chunks per row block (1 except in the split decode kernel).
+struct Params { BH: u32, NH: u32, T: u32, S: u32, HS: u32, P: u32, blocks: u32, chunks: u32, scale: f32, seed: u32, threshold: u32, keep_scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 #if ${padded}
 @group(0) @binding(4) var<storage, read> pad: array<${padding}>;   // [B, S]
@@ -256,6 +264,138 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
 }
+
+/**
+ * Decode forward, step 1 (split-K). Workgroup: R queries t0 = qb·R .. of one bh (R = `per`) against chunk c of the
+ * keys, [c·CH, (c+1)·CH) with CH = ceil(S / chunks); invocation li takes keys c·CH + li, c·CH + li + LANES, ... of it
+ * (split s = c·LANES + li of SPLITS = chunks·LANES). Lanes run over keys, not queries, so all of them work when T = 1;
+ * there is no workgroup memory and no barrier, and each k and v row is read once per workgroup, straight from memory.
+ * Per key j, for each of its R queries (x the masked input, class C left out, as in the single-pass forward):
+ *   if x > m:  acc·= exp(m - x), l·= exp(m - x), m = x       (rare after the first keys: one exp per key, not two)
+ *   l += exp(x - m),  acc += exp(x - m) z_j v_j
+ * Every split covers all S keys of its chunk, the ones causally hidden from its queries included: those are class B
+ * (weight exp(NEG_BIG - m) = 0 once a class A key is seen) or C, so a uniform row (m = NEG_BIG throughout) counts
+ * its real future keys without the single-pass forward's tail loop. They are at most T - 1 keys.
+ * A split with no key (or only class C keys) leaves m = NEG_BIG, l = 0, acc = 0: it weighs nothing in the combine.
+ * Bindings: q [B,NH,T,HS], k, v [B,NH,S,HS], (padding) keyPadding [B,S], part [B,NH,T,SPLITS,HS4] of acc,
+ * partStats [B,NH,T,SPLITS] of (m, l).
+ */
+export function attentionDecodeSplitWGSL(variant: AttentionVariant): string {
+  const { lanes } = variant;
+  return wgsl`
+${common(variant)}
+@group(0) @binding(1) var<storage, read> q: array<f32>;                      // [B,NH,T,HS]
+@group(0) @binding(2) var<storage, read> k: array<f32>;                      // [B,NH,S,HS]
+@group(0) @binding(3) var<storage, read> v: array<f32>;                      // [B,NH,S,HS]
+@group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;       // [B,NH,T,SPLITS,HS4] of acc
+@group(0) @binding(6) var<storage, read_write> partStats: array<vec2<f32>>;  // [B,NH,T,SPLITS] of (m, l)
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let w = workgroup_index(wid, nwg);
+  if (w >= p.BH * p.blocks * p.chunks) { return; }
+  let bh = w / (p.blocks * p.chunks);
+  let b = bh / p.NH;
+  let t0 = ((w / p.chunks) % p.blocks) * R;
+  let c = w % p.chunks;
+  var qr: array<array<vec4<f32>, HS4>, R>;
+  var acc: array<array<vec4<f32>, HS4>, R>;
+  var m: array<f32, R>;
+  var l: array<f32, R>;
+  for (var r = 0u; r < R; r++) {
+    // Rows past T compute on row T - 1 (so every read is in bounds) and write nothing.
+    let row = bh * p.T + min(t0 + r, p.T - 1u);
+    for (var d = 0u; d < p.HS; d++) { qr[r][d / 4u][d % 4u] = q[row * p.HS + d]; }
+    m[r] = NEG_BIG;
+  }
+  // Elements 4d .. 4d + 3 of a k or v row are at + e4[d]: past HS, the row's last element again, which meets a zero
+  // of q in the dot product and lands in acc components the combine drops.
+  let last = vec4<u32>(p.HS - 1u);
+  let chunk = (p.S + p.chunks - 1u) / p.chunks;
+  let jend = min(p.S, (c + 1u) * chunk);
+  for (var j = c * chunk + li; j < jend; j += LANES) {
+    let real = key_is_real(b, j);
+    let at = (bh * p.S + j) * p.HS;
+    var s4 = array<vec4<f32>, R>();   // zeroed explicitly (see the single-pass forward)
+    for (var d = 0u; d < HS4; d++) {
+      let e = at + min(4u * d + vec4<u32>(0u, 1u, 2u, 3u), last);
+      let kd = vec4<f32>(k[e.x], k[e.y], k[e.z], k[e.w]);
+      for (var r = 0u; r < R; r++) { s4[r] += qr[r][d] * kd; }
+    }
+    var ez: array<f32, R>;
+    for (var r = 0u; r < R; r++) {
+      let t = t0 + r;
+      let visible = j <= p.P + t;
+      let x = select(NEG_BIG, (s4[r].x + s4[r].y + s4[r].z + s4[r].w) * p.scale, visible && real);
+      if (x > m[r]) {
+        // alpha <= 1, and 0 when a first class A key replaces a NEG_BIG max (the class B sums so far drop out).
+        let alpha = exp(m[r] - x);
+        l[r] *= alpha;
+        for (var d = 0u; d < HS4; d++) { acc[r][d] *= alpha; }
+        m[r] = x;
+      }
+      let ex = select(0.0, exp(x - m[r]), visible || real);   // class C weighs 0
+      l[r] += ex;
+      ez[r] = ex * kept(bh, t, j);
+    }
+    for (var d = 0u; d < HS4; d++) {
+      let e = at + min(4u * d + vec4<u32>(0u, 1u, 2u, 3u), last);
+      let vd = vec4<f32>(v[e.x], v[e.y], v[e.z], v[e.w]);
+      for (var r = 0u; r < R; r++) { acc[r][d] += ez[r] * vd; }
+    }
+  }
+  let splits = p.chunks * LANES;
+  for (var r = 0u; r < R; r++) {
+    let t = t0 + r;
+    if (t >= p.T) { continue; }
+    let at = (bh * p.T + t) * splits + c * LANES + li;
+    partStats[at] = vec2<f32>(m[r], l[r]);
+    for (var d = 0u; d < HS4; d++) { part[at * HS4 + d] = acc[r][d]; }
+  }
+}`;
+}
+
+/**
+ * Decode forward, step 2: merges each query row's SPLITS partial states (m_i, l_i, acc_i), each of them online softmax
+ * over its keys relative to its own max m_i. Rescaled to the row's max m = max_i m_i:
+ *   l = Σ_i l_i exp(m_i - m),   o = Σ_i acc_i exp(m_i - m) / l
+ * which is what one pass over all keys gives (the same sums, grouped differently). The split holding the max has
+ * weight exp(0) and l_i >= 1, so l >= 1. A uniform row has m_i = m = NEG_BIG wherever it has class B keys: weights 1,
+ * l = their count, as in the single-pass forward. One invocation per (row, vec4 of HS), grid of 64-wide workgroups.
+ * Bindings: partStats [N, SPLITS] of (m, l), part [N, SPLITS, HS4], o [N, HS], stats [N] of (m, l), N = B·NH·T.
+ */
+export const ATTENTION_DECODE_COMBINE_WGSL = /* wgsl */ `
+struct Params { rows: u32, HS: u32, HS4: u32, splits: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> partStats: array<vec2<f32>>;  // [N, SPLITS] of (m, l)
+@group(0) @binding(2) var<storage, read> part: array<vec4<f32>>;       // [N, SPLITS, HS4]
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;          // [N, HS]
+@group(0) @binding(4) var<storage, read_write> stats: array<vec2<f32>>; // [N] of (m, l)
+
+const NEG_BIG: f32 = -3.4028234663852886e38;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = gid.y * nwg.x * 64u + gid.x;
+  if (g >= p.rows * p.HS4) { return; }
+  let row = g / p.HS4;
+  let d = g % p.HS4;
+  var m = NEG_BIG;
+  for (var i = 0u; i < p.splits; i++) { m = max(m, partStats[row * p.splits + i].x); }
+  var l = 0.0;
+  var acc = vec4<f32>();
+  for (var i = 0u; i < p.splits; i++) {
+    let st = partStats[row * p.splits + i];
+    let alpha = exp(st.x - m);   // <= 1; 0 for a split whose keys were all class B under a row max from class A
+    l += st.y * alpha;
+    acc += alpha * part[(row * p.splits + i) * p.HS4 + d];
+  }
+  let inv = 1.0 / l;
+  for (var c = 0u; c < 4u; c++) {
+    if (4u * d + c < p.HS) { o[row * p.HS + 4u * d + c] = acc[c] * inv; }
+  }
+  if (d == 0u) { stats[row] = vec2<f32>(m, l); }
+}`;
 
 /**
  * Backward, step 1: per query row, D = Σ_d do·o (= Σ_j p_j dp_j, since o = Σ_j p_j v_j), packed with the forward

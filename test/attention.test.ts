@@ -17,11 +17,13 @@ interface Case extends AttentionDims {
   /** Attention dropout probability and mask seed. */
   dropout?: number;
   seed?: number;
+  /** The forward kernel (default 'auto'). */
+  forward?: w.AttentionForward;
 }
 
 const name = (c: Case): string =>
   `B${c.B} NH${c.NH} T${c.T} S${c.S} HS${c.HS}${c.pad ? ` pad(${c.padDtype ?? 'f32'})` : ''}` +
-  `${c.scale !== undefined ? ` scale ${c.scale}` : ''}${c.dropout ? ` dropout ${c.dropout} seed ${c.seed}` : ''}`;
+  `${c.scale !== undefined ? ` scale ${c.scale}` : ''}${c.dropout ? ` dropout ${c.dropout} seed ${c.seed}` : ''}${c.forward ? ` ${c.forward}` : ''}`;
 
 /** The reference's dropout factors for a case, or null without dropout. */
 const factors = (c: Case): Float64Array | null => (c.dropout ? attentionDropout(c, c.dropout, c.seed!) : null);
@@ -59,6 +61,7 @@ function run(c: Case, ts: w.Tensor[]): w.Tensor {
     ...(keyPadding ? { keyPadding } : {}),
     ...(c.scale !== undefined ? { scale: c.scale } : {}),
     ...(c.dropout !== undefined ? { dropout: c.dropout, seed: c.seed! } : {}),
+    ...(c.forward ? { forward: c.forward } : {}),
   });
 }
 
@@ -174,6 +177,51 @@ describe('causalAttention incremental decoding', () => {
       }
       for (const t of [...fullTs, ...stepTs]) t.dispose();
     }
+  });
+});
+
+describe('causalAttention split-K forward (decoding)', () => {
+  it("'auto' takes split-K for fewer than 8 queries and the single pass from 8 on; either can be forced", () => {
+    // 1024 keys in chunks of 8 lanes × 16 keys.
+    expect(w.decodeSplit(1, 12, 1, 1024, 64)).toEqual({ lanes: 8, per: 1, chunks: 8 });
+    expect(w.decodeSplit(2, 12, 7, 1025, 64)).toEqual({ lanes: 8, per: 4, chunks: 9 });
+    expect(w.decodeSplit(1, 12, 8, 1024, 64)).toBeNull();
+    expect(w.decodeSplit(1, 12, 8, 1024, 64, 'split-k')).not.toBeNull();
+    expect(w.decodeSplit(1, 12, 1, 1024, 64, 'single-pass')).toBeNull();
+  });
+
+  it('both forward kernels match the float64 reference: chunk edges, padding, rows with no real key, dropout', async () => {
+    const cases: Case[] = [
+      { B: 1, NH: 1, T: 1, S: 1, HS: 1 },
+      // Two key chunks of 128, the second holding one key; HS not a multiple of 4.
+      { B: 2, NH: 3, T: 1, S: 129, HS: 13 },
+      { B: 1, NH: 3, T: 1, S: 1030, HS: 64 },
+      // A batch row with no real token: every query is a uniform row (the plain average of the keys it may see).
+      { B: 1, NH: 2, T: 3, S: 9, HS: 7, pad: padding(9, [[9, 0]]) },
+      // Left padding in the KV cache and in the new tokens; R = 4 queries per workgroup with one row past T.
+      { B: 4, NH: 1, T: 3, S: 45, HS: 16, pad: padding(45, [[0, 45], [30, 15], [3, 40], [44, 1]]), padDtype: 'i32' },
+      { B: 1, NH: 1, T: 2, S: 300, HS: 8, dropout: 0.3, seed: 4 },
+      // Not a decoding shape, but split-K must still be right: 16 queries, the largest head size.
+      { B: 1, NH: 2, T: 16, S: 40, HS: 256 },
+    ];
+    for (const forward of ['split-k', 'single-pass'] as const) {
+      for (const [i, c] of cases.entries()) await checkForward({ ...c, forward }, 200 + 10 * i);
+    }
+  });
+
+  it('the backward after a split-K forward matches HF autograd (it reads the forward\'s statistics)', async () => {
+    const S = 20;
+    const c: Case = { B: 3, NH: 2, T: 3, S, HS: 7, pad: padding(S, [[0, 20], [5, 15], [19, 1]]), forward: 'split-k' };
+    const { q, k, v } = inputs(c, 91);
+    const g = f32(rand(numel([c.B, c.NH, c.T, c.HS]), 92));
+    const ts = gpuAttention(c, q, k, v, true);
+    run(c, ts).backward(w.tensor(Float32Array.from(g), [c.B, c.NH, c.T, c.HS]));
+    const ref = causalAttentionBackward(q, k, v, g, c, c.pad!);
+    const tol = { atol: 1e-5, rtol: 1e-4 };
+    expectClose(await values(ts[0]!.grad!), ref.dq, tol, 'dq');
+    expectClose(await values(ts[1]!.grad!), ref.dk, tol, 'dk');
+    expectClose(await values(ts[2]!.grad!), ref.dv, tol, 'dv');
+    for (const t of ts) t.dispose();
   });
 });
 
@@ -376,6 +424,7 @@ describe('causalAttention: bad input', () => {
     expect(() => w.causalAttention(q, k, k, { dropout: 1 })).toThrow(/dropout must be in \[0, 1\), got 1/);
     expect(() => w.causalAttention(q, k, k, { dropout: -0.5 })).toThrow(/dropout must be in \[0, 1\), got -0.5/);
     expect(() => w.causalAttention(q, k, k, { dropout: 0.1, seed: 1.5 })).toThrow(/seed must be an integer in \[0, 2\^32\), got 1.5/);
+    expect(() => w.causalAttention(q, k, k, { forward: 'flash' as w.AttentionForward })).toThrow(/forward must be 'auto', 'single-pass' or 'split-k', got flash/);
     expect(w.runtime().stats.dispatches).toBe(before);
   });
 });

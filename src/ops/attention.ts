@@ -2,10 +2,12 @@
 
 import { defineOp } from '../autograd.js';
 import {
+  ATTENTION_DECODE_COMBINE_WGSL,
   ATTENTION_ROW_INFO_WGSL,
   MAX_HEAD_SIZE,
   attentionBackwardKeyWGSL,
   attentionBackwardQueryWGSL,
+  attentionDecodeSplitWGSL,
   attentionForwardWGSL,
   attentionBlock,
   attentionTile,
@@ -24,6 +26,8 @@ const variantOf = (key: Key): AttentionVariant => {
   return { hs4: Number(hs4), lanes: Number(lanes), per: Number(per), tile: Number(tile), padding, dropout: drop === 'dropout' };
 };
 const forwardKernel = kernelCache<Key>('attention_forward', (key) => attentionForwardWGSL(variantOf(key)));
+const splitKernel = kernelCache<Key>('attention_forward_split', (key) => attentionDecodeSplitWGSL(variantOf(key)));
+const combineKernel = new Kernel('attention_forward_combine', ATTENTION_DECODE_COMBINE_WGSL);
 const dqKernel = kernelCache<Key>('attention_backward_dq', (key) => attentionBackwardQueryWGSL(variantOf(key)));
 const dkvKernel = kernelCache<Key>('attention_backward_dkv', (key) => attentionBackwardKeyWGSL(variantOf(key)));
 const rowInfoKernel = new Kernel('attention_backward_rows', ATTENTION_ROW_INFO_WGSL);
@@ -40,23 +44,65 @@ interface Options {
   /** Dropout probability on the attention weights (0: none) and the u32 seed of its mask. */
   dropout: number;
   seed: number;
+  /** Which forward kernel runs (see causalAttention's `forward` option). */
+  forward: AttentionForward;
 }
 
+/** The forward kernels: 'auto' picks split-K for fewer than 8 queries (decodeSplit), else the single pass. */
+export type AttentionForward = 'auto' | 'single-pass' | 'split-k';
+
+/** Params every attention kernel takes, for `blocks` row blocks per bh and `chunks` key chunks per block. */
+function paramsOf({ B, NH, T, S, HS, scale, dropout, seed }: Options, blocks: number, chunks: number): Record<string, number> {
+  // threshold and keep_scale as kernels/dropout.ts takes them (see src/ops/dropout.ts).
+  return {
+    BH: B * NH, NH, T, S, HS, P: S - T, blocks, chunks, scale,
+    seed, threshold: Math.min(Math.round(dropout * 2 ** 32), 2 ** 32 - 1), keep_scale: 1 / (1 - dropout),
+  };
+}
+
+const keyOf = (hs4: number, lanes: number, per: number, tile: number, { padding, dropout }: Options): Key =>
+  `${hs4}:${lanes}:${per}:${tile}:${padding}:${dropout > 0 ? 'dropout' : 'exact'}`;
+
 /** The variant, Params and grid of a kernel whose workgroups own blocks of rows along `n` (T for forward/dq, S for dk/dv). */
-function launch({ B, NH, T, S, HS, scale, padding, dropout, seed }: Options, n: number): { key: Key; params: Record<string, number>; grid: [number, number] } {
-  const hs4 = Math.ceil(HS / 4);
+function launch(opts: Options, n: number): { key: Key; params: Record<string, number>; grid: [number, number] } {
+  const hs4 = Math.ceil(opts.HS / 4);
   const { lanes, per } = attentionBlock(n, hs4);
   const tile = attentionTile(hs4, runtime().limits.maxComputeWorkgroupStorageSize);
   const blocks = Math.ceil(n / (lanes * per));
-  return {
-    key: `${hs4}:${lanes}:${per}:${tile}:${padding}:${dropout > 0 ? 'dropout' : 'exact'}`,
-    // threshold and keep_scale as kernels/dropout.ts takes them (see src/ops/dropout.ts).
-    params: {
-      BH: B * NH, NH, T, S, HS, P: S - T, blocks, scale,
-      seed, threshold: Math.min(Math.round(dropout * 2 ** 32), 2 ** 32 - 1), keep_scale: 1 / (1 - dropout),
-    },
-    grid: grid1d(blocks * B * NH, 1),
-  };
+  return { key: keyOf(hs4, lanes, per, tile, opts), params: paramsOf(opts, blocks, 1), grid: grid1d(blocks * opts.B * opts.NH, 1) };
+}
+
+/** The split-K decode forward's shape (kernels/attention.ts): R queries per workgroup, LANES invocations, key chunks. */
+export interface DecodeSplit {
+  lanes: number;
+  per: number;
+  chunks: number;
+}
+
+/** Invocations per split-K workgroup, and keys each takes per chunk (lavapipe: 16 lanes and 32 or 64 keys were no faster). */
+const DECODE_LANES = 8;
+const DECODE_KEYS_PER_LANE = 16;
+
+/**
+ * The split-K decode path's shape for these sizes, or null where the single-pass forward runs. The single pass gives
+ * each workgroup at least 8 query rows (attentionBlock), so with T < 8 most of its lanes idle while one row streams
+ * all S keys; the split path puts its lanes on keys instead. Measured on lavapipe (B 1, NH 12, HS 64; bench/RESULTS.md):
+ * 3.1–4.1× faster for T = 1 at S = 32 … 4096 and 2.3× at T = 4, a tie at T = 8, 2× slower at T = 16.
+ * Its scratch (one partial state per invocation) must fit one binding, else the single pass runs.
+ */
+export function decodeSplit(B: number, NH: number, T: number, S: number, HS: number, forward: AttentionForward = 'auto'): DecodeSplit | null {
+  if (forward === 'single-pass' || (forward === 'auto' && T >= 8)) return null;
+  const hs4 = Math.ceil(HS / 4);
+  const most = Math.max(1, Math.min(4, Math.floor(64 / hs4)));
+  let per = 1;
+  while (per < most && per < T) per *= 2;
+  const chunks = Math.max(1, Math.ceil(S / (DECODE_LANES * DECODE_KEYS_PER_LANE)));
+  const partBytes = B * NH * T * chunks * DECODE_LANES * hs4 * 16;
+  if (partBytes > runtime().bindingLimit) {
+    if (forward === 'split-k') throw new RangeError(`causalAttention: the split-K forward's scratch (${partBytes} bytes) does not fit one binding (${runtime().bindingLimit}); use forward 'auto'`);
+    return null;
+  }
+  return { lanes: DECODE_LANES, per, chunks };
 }
 
 function shapes(q: Tensor, k: Tensor, pad: Tensor | undefined, dropout: number): string {
@@ -71,13 +117,35 @@ const attentionOp = defineOp<Tensor[], Options>({
     const o = empty([B, NH, T, HS], 'f32', 'attention');
     // (m, l) per query row: the softmax max and normaliser, all the backward needs to rebuild p.
     const stats = empty([B, NH, T, 2], 'f32', 'attention_stats');
-    const { key, params, grid } = launch(opts, T);
-    dispatch(forwardKernel(key), {
-      buffers: [q!.range, k!.range, v!.range, ...(pad ? [pad.range] : []), o.range, stats.range],
-      params,
-      grid,
-      label: `causalAttention ${shapes(q!, k!, pad, opts.dropout)}`,
-    });
+    const label = `causalAttention ${shapes(q!, k!, pad, opts.dropout)}`;
+    const inputs = [q!.range, k!.range, v!.range, ...(pad ? [pad.range] : [])];
+    const split = decodeSplit(B, NH, T, opts.S, HS, opts.forward);
+    if (split) {
+      const { lanes, per, chunks } = split;
+      const hs4 = Math.ceil(HS / 4);
+      const blocks = Math.ceil(T / per);
+      // Each invocation's partial online-softmax state: acc [B,NH,T,SPLITS,HS4] and (m, l) [B,NH,T,SPLITS].
+      const splits = chunks * lanes;
+      const part = empty([B, NH, T, splits, hs4, 4], 'f32', 'attention_split_acc');
+      const partStats = empty([B, NH, T, splits, 2], 'f32', 'attention_split_stats');
+      dispatch(splitKernel(keyOf(hs4, lanes, per, 0, opts)), {
+        buffers: [...inputs, part.range, partStats.range],
+        params: paramsOf(opts, blocks, chunks),
+        grid: grid1d(B * NH * blocks * chunks, 1),
+        label: `${label} split-K ${chunks}×${lanes}`,
+      });
+      dispatch(combineKernel, {
+        buffers: [partStats.range, part.range, o.range, stats.range],
+        params: { rows: B * NH * T, HS, HS4: hs4, splits },
+        grid: grid1d(B * NH * T * hs4, 64),
+        label: `${label} split-K combine`,
+      });
+      part.dispose();
+      partStats.dispose();
+    } else {
+      const { key, params, grid } = launch(opts, T);
+      dispatch(forwardKernel(key), { buffers: [...inputs, o.range, stats.range], params, grid, label });
+    }
     save(stats);
     return o;
   },
@@ -141,14 +209,19 @@ const attentionOp = defineOp<Tensor[], Options>({
  * dropout (default 0) is HF's attn_dropout while training (torch's scaled_dot_product_attention dropout_p): each
  * weight is zeroed with that probability and the rest scaled by 1/(1-dropout). Like dropout(), its mask is fixed by
  * `seed` (a u32; by default drawn with nextSeed(), so manualSeed() repeats a run) and regenerated by the backward.
+ *
+ * forward picks the kernel, as torch's sdpa_kernel() picks a backend (benchmarks, tests): 'single-pass' (query rows
+ * across a workgroup's lanes, keys streamed through workgroup memory), 'split-k' (flash-decoding: lanes and
+ * workgroups across keys, then a combine; for decoding, T < 8) or 'auto' (the default: the faster one, decodeSplit).
+ * Both give the same o and statistics up to f32 rounding of a differently grouped sum.
  */
 export function causalAttention(
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  options: { keyPadding?: Tensor; scale?: number; dropout?: number; seed?: number } = {},
+  options: { keyPadding?: Tensor; scale?: number; dropout?: number; seed?: number; forward?: AttentionForward } = {},
 ): Tensor {
-  const { keyPadding: pad, scale, dropout = 0, seed } = options;
+  const { keyPadding: pad, scale, dropout = 0, seed, forward = 'auto' } = options;
   expectDtype('causalAttention', 'f32', { q, k, v });
   const what = `q${fmt(q)}, k${fmt(k)}, v${fmt(v)}`;
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
@@ -174,12 +247,14 @@ export function causalAttention(
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) {
     throw new RangeError(`causalAttention: seed must be an integer in [0, 2^32), got ${seed}`);
   }
+  if (!['auto', 'single-pass', 'split-k'].includes(forward)) throw new RangeError(`causalAttention: forward must be 'auto', 'single-pass' or 'split-k', got ${String(forward)}`);
   const opts: Options = {
     B, NH, T, S, HS,
     scale: scale ?? 1 / Math.sqrt(HS),
     padding: pad ? (pad.dtype as 'f32' | 'i32') : 'none',
     dropout,
     seed: dropout > 0 ? (seed ?? nextSeed()) : 0,
+    forward,
   };
   return attentionOp(pad ? [q, k, v, pad] : [q, k, v], opts);
 }
